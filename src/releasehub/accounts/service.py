@@ -1,0 +1,216 @@
+"""Account logic: users, organisations, memberships, tokens, and authentication."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from releasehub.accounts.models import Membership, Org, Token, User
+from releasehub.db import utcnow
+from releasehub.errors import BadRequest, NameTaken, NotFound, TokenNotFound, UserNotFound
+from releasehub.names import validate_name
+
+TOKEN_PREFIX = "rh_"
+SCOPES = ("read", "write")
+ROLES = ("read", "write", "admin")
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who is asking: the input of every access decision. Plain data, no database handle."""
+
+    user_id: int | None = None
+    name: str | None = None
+    is_admin: bool = False
+    scope: str = "read"
+    org_roles: dict[str, str] = field(default_factory=dict)
+    token_id: int | None = None
+
+    @property
+    def anonymous(self) -> bool:
+        return self.user_id is None
+
+    @property
+    def can_write(self) -> bool:
+        return self.scope == "write"
+
+
+ANONYMOUS = Subject()
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _name_taken(session: Session, name: str) -> bool:
+    lowered = name.lower()
+    for model in (User, Org):
+        if session.scalar(select(model.id).where(model.name.ilike(lowered))) is not None:
+            return True
+    return False
+
+
+def create_user(
+    session: Session, name: str, *, email: str | None = None, fullname: str | None = None, admin: bool = False
+) -> User:
+    validate_name(name, "user name")
+    if _name_taken(session, name):
+        raise NameTaken(f"The name {name!r} is already used by a user or organisation; choose another.")
+    user = User(name=name, email=email, fullname=fullname, is_admin=admin)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def get_user(session: Session, name: str) -> User:
+    user = session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise UserNotFound(f"No user named {name!r}. Create one with `releasehub users create {name}`.")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.name)))
+
+
+def create_org(session: Session, name: str, *, owner: str, fullname: str | None = None) -> Org:
+    validate_name(name, "organisation name")
+    owner_user = get_user(session, owner)
+    if _name_taken(session, name):
+        raise NameTaken(f"The name {name!r} is already used by a user or organisation; choose another.")
+    org = Org(name=name, fullname=fullname)
+    session.add(org)
+    session.flush()
+    session.add(Membership(org_id=org.id, user_id=owner_user.id, role="admin"))
+    session.flush()
+    return org
+
+
+def get_org(session: Session, name: str) -> Org:
+    org = session.scalar(select(Org).where(Org.name == name))
+    if org is None:
+        raise NotFound(f"No organisation named {name!r}. Create one with `releasehub orgs create {name} --owner USER`.")
+    return org
+
+
+def list_orgs(session: Session) -> list[Org]:
+    return list(session.scalars(select(Org).order_by(Org.name)))
+
+
+def add_member(session: Session, org_name: str, user_name: str, role: str = "write") -> Membership:
+    if role not in ROLES:
+        raise BadRequest(f"Unknown role {role!r}; use one of {', '.join(ROLES)}.")
+    org = get_org(session, org_name)
+    user = get_user(session, user_name)
+    membership = session.scalar(
+        select(Membership).where(Membership.org_id == org.id, Membership.user_id == user.id)
+    )
+    if membership is None:
+        membership = Membership(org_id=org.id, user_id=user.id, role=role)
+        session.add(membership)
+    else:
+        membership.role = role
+    session.flush()
+    return membership
+
+
+def remove_member(session: Session, org_name: str, user_name: str) -> None:
+    org = get_org(session, org_name)
+    user = get_user(session, user_name)
+    membership = session.scalar(
+        select(Membership).where(Membership.org_id == org.id, Membership.user_id == user.id)
+    )
+    if membership is None:
+        raise NotFound(f"{user_name!r} is not a member of {org_name!r}.")
+    session.delete(membership)
+
+
+def namespace_exists(session: Session, name: str) -> bool:
+    return (
+        session.scalar(select(User.id).where(User.name == name)) is not None
+        or session.scalar(select(Org.id).where(Org.name == name)) is not None
+    )
+
+
+def create_token(
+    session: Session,
+    user_name: str,
+    *,
+    name: str = "default",
+    scope: str = "read",
+    expires_in_days: int | None = None,
+    now: datetime | None = None,
+) -> tuple[Token, str]:
+    """Create a token; returns the row and the secret, which is never retrievable again."""
+    if scope not in SCOPES:
+        raise BadRequest(f"Unknown token scope {scope!r}; use one of {', '.join(SCOPES)}.")
+    if expires_in_days is not None and expires_in_days <= 0:
+        raise BadRequest("--expires-in must be a positive number of days.")
+    user = get_user(session, user_name)
+    now = now or utcnow()
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(30)
+    token = Token(
+        user_id=user.id,
+        name=name,
+        secret_hash=hash_secret(secret),
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        scope=scope,
+        created_at=now,
+        expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
+    )
+    session.add(token)
+    session.flush()
+    return token, secret
+
+
+def list_tokens(session: Session, user_name: str | None = None) -> list[Token]:
+    query = select(Token).join(User).order_by(User.name, Token.id)
+    if user_name is not None:
+        query = query.where(User.name == user_name)
+    return list(session.scalars(query))
+
+
+def revoke_token(session: Session, token_id: int, now: datetime | None = None) -> Token:
+    token = session.get(Token, token_id)
+    if token is None:
+        raise TokenNotFound(f"No token with id {token_id}. List them with `releasehub tokens list`.")
+    if token.revoked_at is None:
+        token.revoked_at = now or utcnow()
+    return token
+
+
+def authenticate(session: Session, secret: str, now: datetime | None = None) -> Subject | None:
+    """The subject a token secret stands for, or None when it is unknown, expired or revoked."""
+    if not secret.startswith(TOKEN_PREFIX):
+        return None
+    now = now or utcnow()
+    row = session.execute(
+        select(Token.id, Token.scope, Token.expires_at, Token.revoked_at, User.id, User.name, User.is_admin)
+        .join(User, User.id == Token.user_id)
+        .where(Token.secret_hash == hash_secret(secret))
+    ).first()
+    if row is None:
+        return None
+    token_id, scope, expires_at, revoked_at, user_id, user_name, is_admin = row
+    if revoked_at is not None or (expires_at is not None and expires_at <= now):
+        return None
+    roles = {
+        org_name: role
+        for org_name, role in session.execute(
+            select(Org.name, Membership.role).join(Membership, Membership.org_id == Org.id).where(
+                Membership.user_id == user_id
+            )
+        )
+    }
+    return Subject(
+        user_id=user_id, name=user_name, is_admin=is_admin, scope=scope, org_roles=roles, token_id=token_id
+    )
+
+
+def touch_token(session: Session, token_id: int, now: datetime | None = None) -> None:
+    session.execute(update(Token).where(Token.id == token_id).values(last_used_at=now or utcnow()))

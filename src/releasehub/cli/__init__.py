@@ -1,0 +1,1 @@
+"""The `releasehub` command line: one module per command group."""

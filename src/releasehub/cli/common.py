@@ -1,0 +1,45 @@
+"""What CLI commands share: settings from flags and environment, a console, error output."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+
+from releasehub.db import Database
+from releasehub.errors import ReleasehubError
+from releasehub.settings import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+DataDirOption = typer.Option(None, "--data-dir", help="Data directory (default: $RELEASEHUB_DATA_DIR or ./.releasehub).")
+DatabaseUrlOption = typer.Option(None, "--database-url", help="Database URL (default: SQLite in the data dir).")
+
+
+def load_settings(data_dir: Optional[Path] = None, database_url: Optional[str] = None) -> Settings:
+    return Settings.from_env(data_dir=data_dir, database_url=database_url)
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[Database]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    try:
+        db.upgrade()
+        yield db
+    finally:
+        db.dispose()
+
+
+@contextlib.contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Domain errors end the command with their message and exit code 1, not a traceback."""
+    try:
+        yield
+    except ReleasehubError as exc:
+        err_console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None

@@ -1,0 +1,84 @@
+"""`releasehub serve`, `releasehub demo` and `releasehub db upgrade`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from releasehub.cli.common import DatabaseUrlOption, DataDirOption, console, database, friendly_errors, load_settings
+from releasehub.settings import Settings
+
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+
+
+def run_server(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Run the ASGI app under granian; worker processes read the settings from the environment."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    with database(settings):
+        pass  # migrate once, before any worker starts
+    os.environ.update(settings.to_env())
+    Granian(
+        "releasehub.app:app_from_env",
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        log_access=False,
+    ).serve()
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    workers: int = typer.Option(1, "--workers", help="Worker processes."),
+    public_url: Optional[str] = typer.Option(None, "--public-url", help="URL clients reach the server at."),
+    data_dir: Optional[Path] = DataDirOption,
+    database_url: Optional[str] = DatabaseUrlOption,
+) -> None:
+    """Start the server (SQLite and local blobs in the data dir unless --database-url is given)."""
+    settings = Settings.from_env(data_dir=data_dir, database_url=database_url,
+                                 public_url=public_url or f"http://{host}:{port}")
+    with friendly_errors():
+        console.print(f"releasehub serving {settings.data_dir.resolve()} on http://{host}:{port}")
+        run_server(settings, host, port, workers)
+
+
+def demo(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    data_dir: Path = typer.Option(Path(".releasehub-demo"), "--data-dir", help="Data directory of the demo."),
+    no_serve: bool = typer.Option(False, "--no-serve", help="Only create the demo data."),
+) -> None:
+    """Create a demo release (a tiny generated model with a model card) and serve it."""
+    from releasehub.demo import seed_demo
+    from releasehub.services import Services
+
+    url = f"http://{host}:{port}"
+    settings = Settings.from_env(data_dir=data_dir, public_url=url)
+    with friendly_errors():
+        services = Services.build(settings)
+        try:
+            result = seed_demo(services)
+        finally:
+            services.close()
+    console.print(f"[bold]demo release:[/bold] {result.repo_id} ({result.files} files) by user {result.user}")
+    console.print("Download it with the unchanged Hugging Face CLI:")
+    console.print(f"  HF_ENDPOINT={url} hf download {result.repo_id} --local-dir ./{result.repo_id.split('/')[1]}")
+    console.print(f"Write token of {result.user} (for uploads): {result.token}")
+    console.print(f"  HF_ENDPOINT={url} HF_TOKEN={result.token} releasehub push DIR {result.user}/NEW-REPO")
+    if not no_serve:
+        run_server(settings, host, port, 1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: Optional[Path] = DataDirOption, database_url: Optional[str] = DatabaseUrlOption) -> None:
+    """Apply database migrations (also done on every server start)."""
+    settings = load_settings(data_dir, database_url)
+    with friendly_errors(), database(settings):
+        console.print("database schema is up to date")

@@ -1,0 +1,1 @@
+"""The Hugging Face Hub-compatible HTTP surface: thin routes over `repos/` and `access/`."""

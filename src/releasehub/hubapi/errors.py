@@ -1,0 +1,61 @@
+"""Turns domain errors into Hub-shaped HTTP errors: status, `X-Error-Code`, `X-Error-Message`.
+
+`huggingface_hub.hf_raise_for_status` reads the headers (HEAD responses have no body), so the
+code and message always travel in headers too.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from releasehub.errors import ReleasehubError, RepoExists
+
+log = logging.getLogger("releasehub")
+
+
+def _header_safe(message: str) -> str:
+    return message.encode("ascii", "replace").decode().replace("\n", " ").replace("\r", " ")[:1000]
+
+
+def error_response(request: Request, status: int, code: str | None, message: str,
+                   extra: dict[str, object] | None = None) -> Response:
+    headers = {"X-Error-Message": _header_safe(message)}
+    if code:
+        headers["X-Error-Code"] = code
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers)
+    body: dict[str, object] = {"error": message}
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ReleasehubError)
+    async def domain_error(request: Request, exc: ReleasehubError) -> Response:
+        extra = dict(exc.extra)
+        if isinstance(exc, RepoExists) and "url" not in extra:
+            extra["url"] = str(request.base_url).rstrip("/")
+        return error_response(request, exc.status_code, exc.error_code, exc.message, extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}" for err in exc.errors()[:5]
+        )
+        return error_response(request, 422, "BadRequest", f"Invalid request: {problems}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code)
+        return error_response(request, exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(request, 500, "InternalError", "Internal server error; the server log has details.")

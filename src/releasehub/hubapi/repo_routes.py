@@ -1,0 +1,210 @@
+"""Repo lifecycle and model info: create, delete, settings, info, listing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from releasehub.access import Permission, RepoPolicy, decide, decide_namespace
+from releasehub.accounts import service as accounts
+from releasehub.accounts.service import Subject
+from releasehub.db import utcnow
+from releasehub.errors import BadRequest, RepoExists
+from releasehub.hubapi import shapes
+from releasehub.hubapi.deps import (
+    AccessDenied,
+    RepoContext,
+    decode_segment,
+    get_services,
+    get_session,
+    policy_of,
+    repo_access,
+    requires,
+)
+from releasehub.repos import service as repos
+from releasehub.repos.cards import parse_card
+from releasehub.services import Services
+
+router = APIRouter(tags=["repos"])
+
+
+class CreateRepoBody(BaseModel):
+    name: str = Field(max_length=200)
+    organization: str | None = Field(default=None, max_length=96)
+    private: bool | None = None
+    type: str = "model"
+    exist_ok: bool | None = None
+
+
+class DeleteRepoBody(BaseModel):
+    name: str = Field(max_length=200)
+    organization: str | None = Field(default=None, max_length=96)
+    type: str = "model"
+
+
+class RepoSettingsBody(BaseModel):
+    private: bool | None = None
+    gated: str | bool | None = None
+
+
+def repo_url(request: Request, repo_id: str) -> str:
+    return f"{str(request.base_url).rstrip('/')}/{repo_id}"
+
+
+def _split(body_name: str, organization: str | None) -> tuple[str | None, str]:
+    if "/" in body_name:
+        namespace, _, name = body_name.partition("/")
+        return namespace, name
+    return organization, body_name
+
+
+def _check_type(repo_type: str) -> None:
+    if repo_type != "model":
+        raise BadRequest(f"Only model repositories are served here, not {repo_type!r}.")
+
+
+@router.post("/api/repos/create")
+def create_repo(
+    request: Request,
+    body: CreateRepoBody,
+    subject: Subject = Depends(requires(Permission.REPO_CREATE)),
+    session: Session = Depends(get_session),
+    services: Services = Depends(get_services),
+) -> dict[str, Any]:
+    _check_type(body.type)
+    namespace, name = _split(body.name, body.organization)
+    namespace = namespace or subject.name or ""
+    decision = decide_namespace(subject, namespace, accounts.namespace_exists(session, namespace))
+    if not decision.allowed:
+        raise AccessDenied(decision.reason, decision.status, decision.error_code)
+    existing = repos.find_repo(session, namespace, name)
+    if existing is not None:
+        visible = decide(subject, policy_of(existing), Permission.REPO_READ, utcnow()).allowed
+        raise RepoExists(
+            f"You already created this model repo: {existing.repo_id}" if visible else "Repository already exists.",
+            url=repo_url(request, existing.repo_id),
+        )
+    repo = repos.create_repo(
+        session, services.store, namespace, name, author=subject.name or "", private=bool(body.private)
+    )
+    session.commit()
+    return {"url": repo_url(request, repo.repo_id), "name": repo.repo_id, "id": f"{repo.id:024x}"}
+
+
+@router.delete("/api/repos/delete")
+def delete_repo(
+    body: DeleteRepoBody,
+    subject: Subject = Depends(requires(Permission.REPO_ADMIN)),
+    session: Session = Depends(get_session),
+) -> dict[str, str]:
+    _check_type(body.type)
+    namespace, name = _split(body.name, body.organization)
+    namespace = namespace or subject.name or ""
+    repo = repos.find_repo(session, namespace, name)
+    if repo is None:
+        raise AccessDenied(f"Repository {namespace}/{name} not found.", 401 if subject.anonymous else 404,
+                           "RepoNotFound")
+    decision = decide(subject, policy_of(repo), Permission.REPO_ADMIN, utcnow())
+    if not decision.allowed:
+        raise AccessDenied(decision.reason, decision.status, decision.error_code)
+    repos.delete_repo(session, repo)
+    session.commit()
+    return {"deleted": f"{namespace}/{name}"}
+
+
+@router.put("/api/models/{namespace}/{name}/settings")
+def update_settings(
+    body: RepoSettingsBody, ctx: RepoContext = Depends(repo_access(Permission.REPO_ADMIN))
+) -> dict[str, Any]:
+    if body.gated not in (None, False, "false", "False"):
+        raise BadRequest("Gated repositories are not supported by this server yet; leave `gated` unset.")
+    if body.private is not None:
+        ctx.repo.private = body.private
+    ctx.session.commit()
+    return {"private": ctx.repo.private, "gated": False}
+
+
+def _config_summary(ctx: RepoContext, files: dict[str, repos.FileState]) -> dict[str, Any] | None:
+    state = files.get("config.json")
+    if state is None or state.size > 1024 * 1024:
+        return None
+    try:
+        config = json.loads(ctx.services.store.read_bytes(state.sha256))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    return {k: config[k] for k in ("architectures", "model_type") if k in config}
+
+
+def _model_info(ctx: RepoContext, revision: str, blobs: bool) -> dict[str, Any]:
+    commit = repos.resolve_revision(ctx.session, ctx.repo, revision)
+    files = repos.commit_files(ctx.session, commit)
+    return shapes.model_info(
+        ctx.repo, commit, files, with_blobs=blobs,
+        used_storage=repos.used_storage(ctx.session, ctx.repo),
+        config=_config_summary(ctx, files),
+    )
+
+
+@router.get("/api/models/{namespace}/{name}")
+def model_info(
+    blobs: bool = Query(False), ctx: RepoContext = Depends(repo_access(Permission.REPO_READ))
+) -> dict[str, Any]:
+    return _model_info(ctx, repos.DEFAULT_BRANCH, blobs)
+
+
+@router.get("/api/models/{namespace}/{name}/revision/{revision}")
+def model_info_at_revision(
+    revision: str, blobs: bool = Query(False), ctx: RepoContext = Depends(repo_access(Permission.REPO_READ))
+) -> dict[str, Any]:
+    return _model_info(ctx, decode_segment(revision), blobs)
+
+
+@router.get("/api/models")
+def list_models(
+    search: str | None = Query(None, max_length=200),
+    author: str | None = Query(None, max_length=96),
+    limit: int | None = Query(None, ge=1, le=1000),
+    full: bool = Query(False),
+    subject: Subject = Depends(requires(Permission.REPO_LIST)),
+    session: Session = Depends(get_session),
+) -> list[dict[str, Any]]:
+    now = utcnow()
+    results: list[dict[str, Any]] = []
+    for repo in repos.list_repos(session, author=author, search=search):
+        policy = RepoPolicy(repo.repo_id, repo.namespace, repo.private)
+        if not decide(subject, policy, Permission.REPO_READ, now).allowed:
+            continue
+        commit = repos.resolve_revision(session, repo, repos.DEFAULT_BRANCH)
+        files = repos.commit_files(session, commit) if full else {}
+        info = shapes.model_info(repo, commit, files, with_blobs=False)
+        if not full:
+            info.pop("siblings", None)
+        results.append(info)
+        if limit is not None and len(results) >= limit:
+            break
+    return results
+
+
+class ValidateYamlBody(BaseModel):
+    content: str = Field(max_length=10 * 1024 * 1024)
+    repoType: str = "model"
+
+
+@router.post("/api/validate-yaml")
+def validate_yaml(
+    body: ValidateYamlBody, _: Subject = Depends(requires(Permission.PUBLIC))
+) -> JSONResponse:
+    """Checks a model card's front matter before an upload (as `upload_folder` asks)."""
+    data, error = parse_card(body.content)
+    if error is not None:
+        return JSONResponse({"errors": [{"message": error}], "warnings": []}, status_code=400,
+                            headers={"X-Error-Code": "BadRequest", "X-Error-Message": error[:500]})
+    warnings = [] if data else [{"message": "empty or missing yaml metadata in repo card"}]
+    return JSONResponse({"errors": [], "warnings": warnings})

@@ -1,0 +1,373 @@
+"""Uploads, as `huggingface_hub` performs them: preupload, LFS batch, LFS PUT, NDJSON commit."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, AsyncIterator
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from releasehub.access import Permission
+from releasehub.accounts.service import Subject
+from releasehub.errors import BadRequest, InvalidCommit, NotFound, PayloadTooLarge
+from releasehub.hubapi.deps import RepoContext, decode_segment, get_services, repo_access, requires
+from releasehub.hubapi.signing import UploadGrant, new_grant, sign, verify
+from releasehub.repos import service as repos
+from releasehub.repos.paths import validate_path
+from releasehub.services import Services
+from releasehub.storage import LocalBlobStore, is_sha256
+
+router = APIRouter(tags=["upload"])
+
+LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
+WRITE_BATCH = 4 * 1024 * 1024
+
+
+# ---------------------------------------------------------------- preupload
+
+
+class PreuploadFile(BaseModel):
+    path: str = Field(max_length=2000)
+    sample: str = Field(default="", max_length=2000)
+    size: int = Field(ge=0)
+
+
+class PreuploadBody(BaseModel):
+    files: list[PreuploadFile] = Field(max_length=1000)
+    gitIgnore: str | None = Field(default=None, max_length=1024 * 1024)
+
+
+@router.post("/api/models/{namespace}/{name}/preupload/{revision}")
+def preupload(
+    revision: str, body: PreuploadBody, create_pr: str | None = Query(None),
+    ctx: RepoContext = Depends(repo_access(Permission.REPO_WRITE)),
+) -> dict[str, Any]:
+    if create_pr not in (None, "0", "false"):
+        raise BadRequest("Pull requests are not supported; commit to a branch instead.")
+    commit = repos.resolve_revision(ctx.session, ctx.repo, decode_segment(revision))
+    files = repos.commit_files(ctx.session, commit)
+    out = []
+    for item in body.files:
+        path = validate_path(item.path)
+        try:
+            sample = base64.b64decode(item.sample, validate=True)
+        except binascii.Error:
+            raise BadRequest(f"sample of {path} is not valid base64.") from None
+        lfs = item.size > 0 and repos.is_lfs_path(path, item.size, sample)
+        existing = files.get(path)
+        out.append({
+            "path": path,
+            "uploadMode": "lfs" if lfs else "regular",
+            "shouldIgnore": False,
+            "oid": existing.git_oid if existing is not None else None,
+        })
+    return {"files": out, "commitOid": commit.oid}
+
+
+# ---------------------------------------------------------------- LFS batch
+
+
+class LfsObject(BaseModel):
+    oid: str = Field(max_length=64)
+    size: int = Field(ge=0)
+
+
+class LfsBatchBody(BaseModel):
+    operation: str
+    transfers: list[str] = Field(default_factory=lambda: ["basic"], max_length=10)
+    objects: list[LfsObject] = Field(max_length=1000)
+    hash_algo: str = "sha256"
+
+
+def _signed_url(base: str, path: str, grant: UploadGrant, key: bytes) -> str:
+    query = urlencode({"size": grant.size, "chunk": grant.chunk, "exp": grant.expires, "sig": sign(key, grant)})
+    return f"{base}{path}?{query}"
+
+
+@router.post("/{namespace}/{name}.git/info/lfs/objects/batch")
+def lfs_batch(
+    request: Request, body: LfsBatchBody, ctx: RepoContext = Depends(repo_access(Permission.REPO_WRITE))
+) -> Response:
+    if body.operation != "upload":
+        raise BadRequest("Only the 'upload' operation is served here; download files through /resolve.")
+    if body.hash_algo != "sha256":
+        raise BadRequest(f"Unsupported hash algorithm {body.hash_algo!r}; use sha256.")
+    settings = ctx.services.settings
+    base = (settings.public_url or str(request.base_url)).rstrip("/")
+    multipart = "multipart" in body.transfers
+    objects = []
+    for obj in body.objects:
+        if not is_sha256(obj.oid):
+            objects.append({"oid": obj.oid, "size": obj.size,
+                            "error": {"code": 422, "message": "oid must be 64 lowercase hex digits (sha256)"}})
+            continue
+        if obj.size > settings.max_file_bytes:
+            objects.append({"oid": obj.oid, "size": obj.size,
+                            "error": {"code": 413, "message": f"file exceeds {settings.max_file_bytes} bytes"}})
+            continue
+        known = repos.blob_size(ctx.session, obj.oid)
+        if known is not None and known == obj.size and ctx.services.store.exists(obj.oid):
+            objects.append({"oid": obj.oid, "size": obj.size})  # already stored: nothing to upload
+            continue
+        use_parts = multipart and obj.size >= settings.multipart_threshold_bytes
+        chunk = settings.multipart_chunk_bytes if use_parts else 0
+        grant = new_grant(obj.oid, obj.size, chunk, settings.upload_url_ttl_seconds)
+        key = ctx.services.signing_key
+        if use_parts:
+            header: dict[str, str] = {"chunk_size": str(chunk)}
+            for number in range(1, math.ceil(obj.size / chunk) + 1):
+                header[str(number)] = _signed_url(base, f"/api/lfs/objects/{obj.oid}/parts/{number}", grant, key)
+            action = {"href": _signed_url(base, f"/api/lfs/objects/{obj.oid}/complete", grant, key),
+                      "header": header}
+        else:
+            action = {"href": _signed_url(base, f"/api/lfs/objects/{obj.oid}", grant, key)}
+        objects.append({"oid": obj.oid, "size": obj.size, "authenticated": True, "actions": {"upload": action}})
+    transfer = "multipart" if multipart else "basic"
+    return JSONResponse({"transfer": transfer, "objects": objects, "hash_algo": "sha256"},
+                        media_type=LFS_MEDIA_TYPE)
+
+
+# ---------------------------------------------------------------- LFS transfers
+
+
+async def _batched(request: Request) -> AsyncIterator[bytes]:
+    """The request body in pieces of about WRITE_BATCH bytes, so hashing runs off the event loop
+    in few, large calls."""
+    buffer = bytearray()
+    async for chunk in request.stream():
+        buffer += chunk
+        if len(buffer) >= WRITE_BATCH:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)
+
+
+def _grant(oid: str, size: int, chunk: int, exp: int, sig: str, services: Services) -> UploadGrant:
+    if not is_sha256(oid):
+        raise BadRequest("oid must be 64 lowercase hex digits.")
+    grant = UploadGrant(oid, size, chunk, exp)
+    verify(services.signing_key, grant, sig)
+    return grant
+
+
+def _record_blob(services: Services, oid: str, size: int) -> None:
+    with services.db.session() as session:
+        repos.insert_blob_rows(session, [(oid, size)])
+
+
+@router.put("/api/lfs/objects/{oid}")
+async def lfs_upload(
+    request: Request, oid: str, size: int = Query(ge=0), chunk: int = Query(ge=0), exp: int = Query(),
+    sig: str = Query(max_length=64), _: Subject = Depends(requires(Permission.UPLOAD_LINK)),
+    services: Services = Depends(get_services),
+) -> Response:
+    grant = _grant(oid, size, chunk, exp, sig, services)
+    writer = services.store.writer(max_bytes=services.settings.max_file_bytes, expected_size=grant.size)
+    try:
+        async for piece in _batched(request):
+            await run_in_threadpool(writer.write, piece)
+        await run_in_threadpool(writer.commit, grant.oid)
+    finally:
+        writer.abort()
+    await run_in_threadpool(_record_blob, services, grant.oid, grant.size)
+    return Response(status_code=200)
+
+
+def _multipart_paths(services: Services, grant: UploadGrant, sig: str) -> tuple[Path, Path]:
+    store = services.store
+    if not isinstance(store, LocalBlobStore):
+        raise BadRequest("Multipart uploads need the local blob store.")
+    data = store.tmp / f"multipart-{grant.oid}-{sig[:16]}"
+    return data, data.with_suffix(".parts")
+
+
+@router.put("/api/lfs/objects/{oid}/parts/{number}")
+async def lfs_upload_part(
+    request: Request, oid: str, number: int, size: int = Query(ge=0), chunk: int = Query(ge=1),
+    exp: int = Query(), sig: str = Query(max_length=64),
+    _: Subject = Depends(requires(Permission.UPLOAD_LINK)), services: Services = Depends(get_services),
+) -> Response:
+    grant = _grant(oid, size, chunk, exp, sig, services)
+    parts = math.ceil(grant.size / grant.chunk)
+    if not 1 <= number <= parts:
+        raise BadRequest(f"Part number must be between 1 and {parts}.")
+    expected = min(grant.chunk, grant.size - (number - 1) * grant.chunk)
+    data_path, parts_dir = _multipart_paths(services, grant, sig)
+    parts_dir.mkdir(exist_ok=True)
+    digest = hashlib.md5(usedforsecurity=False)
+    received = 0
+
+    def write_at(piece: bytes, offset: int) -> None:
+        fd = os.open(data_path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.pwrite(fd, piece, offset)
+        finally:
+            os.close(fd)
+
+    async for piece in _batched(request):
+        if received + len(piece) > expected:
+            raise BadRequest(f"Part {number} is larger than the expected {expected} bytes.")
+        await run_in_threadpool(write_at, piece, (number - 1) * grant.chunk + received)
+        digest.update(piece)
+        received += len(piece)
+    if received != expected:
+        raise BadRequest(f"Part {number} has {received} bytes; {expected} were expected. Upload it again.")
+    etag = f'"{digest.hexdigest()}"'
+    (parts_dir / str(number)).write_text(etag)
+    return Response(status_code=200, headers={"ETag": etag})
+
+
+class CompletionPart(BaseModel):
+    partNumber: int
+    etag: str
+
+
+class CompletionBody(BaseModel):
+    oid: str
+    parts: list[CompletionPart] = Field(max_length=100_000)
+
+
+@router.post("/api/lfs/objects/{oid}/complete")
+def lfs_complete(
+    oid: str, body: CompletionBody, size: int = Query(ge=0), chunk: int = Query(ge=1), exp: int = Query(),
+    sig: str = Query(max_length=64), _: Subject = Depends(requires(Permission.UPLOAD_LINK)),
+    services: Services = Depends(get_services),
+) -> dict[str, str]:
+    grant = _grant(oid, size, chunk, exp, sig, services)
+    if body.oid != grant.oid:
+        raise BadRequest("Completion names another oid than its link.")
+    data_path, parts_dir = _multipart_paths(services, grant, sig)
+    expected_parts = math.ceil(grant.size / grant.chunk)
+    numbers = sorted(p.partNumber for p in body.parts)
+    if numbers != list(range(1, expected_parts + 1)):
+        raise BadRequest(f"Completion must list parts 1 to {expected_parts} exactly once each.")
+    for part in body.parts:
+        marker = parts_dir / str(part.partNumber)
+        if not marker.exists():
+            raise NotFound(f"Part {part.partNumber} was never uploaded; upload it, then complete again.")
+        if marker.read_text().strip('"') != part.etag.strip('"'):
+            raise BadRequest(f"ETag of part {part.partNumber} does not match the uploaded part.")
+    store = services.store
+    assert isinstance(store, LocalBlobStore)
+    try:
+        if data_path.stat().st_size != grant.size:
+            raise BadRequest("Assembled upload has the wrong size; upload the parts again.")
+        store.publish_file(data_path, expected_sha256=grant.oid)
+    finally:
+        data_path.unlink(missing_ok=True)
+        for marker in parts_dir.glob("*"):
+            marker.unlink(missing_ok=True)
+        parts_dir.rmdir()
+    _record_blob(services, grant.oid, grant.size)
+    return {"oid": grant.oid}
+
+
+# ---------------------------------------------------------------- commit
+
+
+def parse_commit_payload(body: bytes, max_operations: int) -> tuple[dict[str, Any], list[repos.Operation]]:
+    header: dict[str, Any] | None = None
+    operations: list[repos.Operation] = []
+    for number, line in enumerate(body.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            raise InvalidCommit(f"Line {number} of the commit payload is not JSON.") from None
+        if not isinstance(item, dict) or not isinstance(item.get("value"), dict):
+            raise InvalidCommit(f"Line {number} must be an object with 'key' and 'value'.")
+        key, value = item.get("key"), item["value"]
+        if key == "header":
+            header = value
+            continue
+        path = value.get("path")
+        if not isinstance(path, str):
+            raise InvalidCommit(f"Line {number} ({key}) has no 'path'.")
+        if key == "file":
+            if value.get("encoding", "base64") != "base64" or not isinstance(value.get("content"), str):
+                raise InvalidCommit(f"{path}: inline files must be base64 'content'.")
+            try:
+                content = base64.b64decode(value["content"], validate=True)
+            except binascii.Error:
+                raise InvalidCommit(f"{path}: 'content' is not valid base64.") from None
+            operations.append(repos.AddRegular(path, content))
+        elif key == "lfsFile":
+            oid, size = value.get("oid"), value.get("size")
+            if value.get("algo", "sha256") != "sha256" or not isinstance(oid, str) or not is_sha256(oid):
+                raise InvalidCommit(f"{path}: lfsFile needs a sha256 'oid'.")
+            if size is not None and (not isinstance(size, int) or size < 0):
+                raise InvalidCommit(f"{path}: lfsFile 'size' must be a non-negative integer.")
+            operations.append(repos.AddLfs(path, oid, size))
+        elif key == "deletedFile":
+            operations.append(repos.DeleteFile(path))
+        elif key == "deletedFolder":
+            operations.append(repos.DeleteFolder(path))
+        else:
+            raise InvalidCommit(f"Line {number}: unknown operation {key!r}.")
+        if len(operations) > max_operations:
+            raise PayloadTooLarge(f"A commit may hold at most {max_operations} operations; split it.")
+    if header is None:
+        raise InvalidCommit("The commit payload has no header line (key 'header').")
+    return header, operations
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Commit payload exceeds {limit} bytes; upload large files through LFS.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"Commit payload exceeds {limit} bytes; upload large files through LFS.")
+    return bytes(body)
+
+
+@router.post("/api/models/{namespace}/{name}/commit/{revision}")
+async def commit(
+    request: Request, revision: str, create_pr: str | None = Query(None),
+    ctx: RepoContext = Depends(repo_access(Permission.REPO_WRITE)),
+) -> dict[str, Any]:
+    if create_pr not in (None, "0", "false"):
+        raise BadRequest("Pull requests are not supported; commit to a branch instead.")
+    settings = ctx.services.settings
+    body = await _read_limited(request, settings.max_commit_bytes)
+    header, operations = parse_commit_payload(body, settings.max_commit_operations)
+    summary = header.get("summary")
+    description = header.get("description") or ""
+    parent = header.get("parentCommit")
+    if not isinstance(summary, str) or not isinstance(description, str):
+        raise InvalidCommit("The header needs a 'summary' string.")
+    if parent is not None and not isinstance(parent, str):
+        raise InvalidCommit("'parentCommit' must be a commit sha.")
+
+    def write() -> str:
+        new = repos.create_commit(
+            ctx.session, ctx.services.store, ctx.repo, branch=decode_segment(revision), operations=operations,
+            title=summary, message=description, author=ctx.subject.name or "", parent_commit=parent,
+            max_regular_bytes=settings.max_regular_file_bytes,
+        )
+        ctx.session.commit()
+        return new.oid
+
+    oid = await run_in_threadpool(write)
+    base = (settings.public_url or str(request.base_url)).rstrip("/")
+    return {
+        "success": True,
+        "commitOid": oid,
+        "commitUrl": f"{base}/{ctx.repo.repo_id}/commit/{oid}",
+        "commitMessage": summary,
+        "pullRequestUrl": None,
+    }

@@ -1,0 +1,1 @@
+"""Repositories, immutable commits, refs (branches and tags), file entries and model cards."""

@@ -1,0 +1,552 @@
+"""Repository logic: create, resolve revisions, read trees, commit, branch and tag.
+
+Commits are atomic: blobs are stored and verified first (they are harmless while no commit
+names them), then the commit row, its file list and the branch move are written in one
+database transaction. The branch moves by compare-and-swap, so two writers racing on the same
+branch cannot both win.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from releasehub.db import utcnow
+from releasehub.errors import (
+    BadRequest,
+    EntryNotFound,
+    InvalidCommit,
+    PreconditionFailed,
+    RefExists,
+    RepoExists,
+    RepoNotFound,
+    RevisionNotFound,
+)
+from releasehub.names import validate_name
+from releasehub.repos.cards import CARD_FILENAME, parse_card_bytes
+from releasehub.repos.models import Blob, Commit, CommitFile, Ref, Repo
+from releasehub.repos.paths import git_blob_oid, lfs_git_oid, validate_path
+from releasehub.storage import BlobStore
+
+DEFAULT_BRANCH = "main"
+_COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
+_REF_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
+
+# The Hub's default .gitattributes: these patterns go through LFS.
+DEFAULT_GITATTRIBUTES = "".join(
+    f"{pattern} filter=lfs diff=lfs merge=lfs -text\n"
+    for pattern in (
+        "*.7z", "*.arrow", "*.bin", "*.bz2", "*.ckpt", "*.ftz", "*.gguf", "*.gz", "*.h5", "*.joblib",
+        "*.lfs.*", "*.mlmodel", "*.model", "*.msgpack", "*.npy", "*.npz", "*.onnx", "*.ot",
+        "*.parquet", "*.pb", "*.pickle", "*.pkl", "*.pt", "*.pth", "*.rar", "*.safetensors",
+        "saved_model/**/*", "*.tar.*", "*.tar", "*.tflite", "*.tgz", "*.wasm", "*.xz", "*.zip",
+        "*.zst", "*tfevents*",
+    )
+)
+LFS_SUFFIXES = tuple(
+    line.split(" ", 1)[0].removeprefix("*") for line in DEFAULT_GITATTRIBUTES.splitlines() if line.startswith("*.")
+)
+
+
+# ---------------------------------------------------------------- operations
+
+
+@dataclass(frozen=True)
+class AddRegular:
+    path: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class AddLfs:
+    path: str
+    sha256: str
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class DeleteFile:
+    path: str
+
+
+@dataclass(frozen=True)
+class DeleteFolder:
+    path: str
+
+
+Operation = AddRegular | AddLfs | DeleteFile | DeleteFolder
+
+
+@dataclass
+class FileState:
+    sha256: str
+    size: int
+    git_oid: str
+    lfs: bool
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    type: str  # "file" | "directory"
+    path: str
+    oid: str
+    size: int = 0
+    sha256: str | None = None
+    lfs: bool = False
+
+
+@dataclass
+class RefListing:
+    branches: list[tuple[str, str]] = field(default_factory=list)
+    tags: list[tuple[str, str]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def insert_blob_rows(session: Session, rows: Iterable[tuple[str, int]]) -> None:
+    """Record verified blobs; a blob recorded twice (a concurrent upload) is not an error."""
+    values = [{"sha256": sha, "size": size, "created_at": utcnow()} for sha, size in rows]
+    if not values:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(Blob).values(values).on_conflict_do_nothing(index_elements=["sha256"]))
+
+
+def blob_size(session: Session, sha256: str) -> int | None:
+    return session.scalar(select(Blob.size).where(Blob.sha256 == sha256))
+
+
+def is_lfs_path(path: str, size: int, sample: bytes) -> bool:
+    """Whether a file should travel through LFS (the preupload endpoint's answer)."""
+    name = path.rsplit("/", 1)[-1]
+    if size >= 10 * 1024 * 1024:
+        return True
+    if any(name.endswith(suffix) for suffix in LFS_SUFFIXES) or "tfevents" in name:
+        return True
+    return b"\x00" in sample
+
+
+def _commit_oid(parent: str | None, files: dict[str, FileState], title: str, message: str, author: str,
+                when: datetime) -> str:
+    tree = hashlib.sha1()
+    for path in sorted(files):
+        tree.update(f"{path}\x00{files[path].git_oid}\n".encode())
+    payload = json.dumps([parent, tree.hexdigest(), title, message, author, when.isoformat()])
+    return hashlib.sha1(payload.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- repos
+
+
+def get_repo(session: Session, namespace: str, name: str, repo_type: str = "model") -> Repo:
+    repo = session.scalar(
+        select(Repo).where(Repo.repo_type == repo_type, Repo.namespace == namespace, Repo.name == name)
+    )
+    if repo is None:
+        raise RepoNotFound(f"Repository {namespace}/{name} not found.")
+    return repo
+
+
+def find_repo(session: Session, namespace: str, name: str, repo_type: str = "model") -> Repo | None:
+    return session.scalar(
+        select(Repo).where(Repo.repo_type == repo_type, Repo.namespace == namespace, Repo.name == name)
+    )
+
+
+def create_repo(
+    session: Session,
+    store: BlobStore,
+    namespace: str,
+    name: str,
+    *,
+    author: str,
+    private: bool = False,
+    repo_type: str = "model",
+) -> Repo:
+    validate_name(name, "repository name")
+    if find_repo(session, namespace, name, repo_type) is not None:
+        raise RepoExists(f"You already created this {repo_type} repo: {namespace}/{name}.")
+    now = utcnow()
+    repo = Repo(repo_type=repo_type, namespace=namespace, name=name, private=private, created_at=now,
+                updated_at=now)
+    session.add(repo)
+    session.flush()
+    # Like the Hub, a new repo starts with one commit holding the default .gitattributes, so
+    # that `main` always resolves to a commit.
+    content = DEFAULT_GITATTRIBUTES.encode()
+    sha = store.put_bytes(content)
+    insert_blob_rows(session, [(sha, len(content))])
+    files = {".gitattributes": FileState(sha, len(content), git_blob_oid(content), False)}
+    commit = _insert_commit(session, repo, None, files, "initial commit", "", author, now, None, None)
+    session.add(Ref(repo_id=repo.id, kind="branch", name=DEFAULT_BRANCH, commit_id=commit.id, created_at=now))
+    session.flush()
+    return repo
+
+
+def delete_repo(session: Session, repo: Repo) -> None:
+    session.execute(delete(Ref).where(Ref.repo_id == repo.id))
+    commit_ids = select(Commit.id).where(Commit.repo_id == repo.id)
+    session.execute(delete(CommitFile).where(CommitFile.commit_id.in_(commit_ids)))
+    session.execute(delete(Commit).where(Commit.repo_id == repo.id))
+    session.delete(repo)
+
+
+def list_repos(session: Session, *, author: str | None = None, search: str | None = None,
+               repo_type: str = "model") -> list[Repo]:
+    query = select(Repo).where(Repo.repo_type == repo_type)
+    if author:
+        query = query.where(Repo.namespace == author)
+    if search:
+        pattern = f"%{search.lower()}%"
+        query = query.where(func.lower(Repo.namespace + "/" + Repo.name).like(pattern))
+    return list(session.scalars(query.order_by(Repo.updated_at.desc(), Repo.id.desc())))
+
+
+# ---------------------------------------------------------------- revisions
+
+
+def resolve_revision(session: Session, repo: Repo, revision: str) -> Commit:
+    """A branch, a tag (also as refs/heads/X, refs/tags/X) or a full commit sha."""
+    candidates: list[tuple[str, str]] = []
+    if revision.startswith("refs/heads/"):
+        candidates = [("branch", revision.removeprefix("refs/heads/"))]
+    elif revision.startswith("refs/tags/"):
+        candidates = [("tag", revision.removeprefix("refs/tags/"))]
+    else:
+        candidates = [("branch", revision), ("tag", revision)]
+    for kind, name in candidates:
+        commit = session.scalar(
+            select(Commit).join(Ref, Ref.commit_id == Commit.id).where(
+                Ref.repo_id == repo.id, Ref.kind == kind, Ref.name == name
+            )
+        )
+        if commit is not None:
+            return commit
+    if _COMMIT_SHA.match(revision):
+        commit = session.scalar(select(Commit).where(Commit.repo_id == repo.id, Commit.oid == revision))
+        if commit is not None:
+            return commit
+    raise RevisionNotFound(
+        f"Revision {revision!r} not found in {repo.repo_id}: use a branch, a tag or a full 40-character "
+        "commit sha (list them with `list_repo_refs`)."
+    )
+
+
+def commit_files(session: Session, commit: Commit) -> dict[str, FileState]:
+    rows = session.execute(
+        select(CommitFile.path, CommitFile.sha256, CommitFile.size, CommitFile.git_oid, CommitFile.lfs).where(
+            CommitFile.commit_id == commit.id
+        )
+    )
+    return {path: FileState(sha, size, oid, lfs) for path, sha, size, oid, lfs in rows}
+
+
+def get_file(session: Session, commit: Commit, path: str) -> FileState:
+    row = session.execute(
+        select(CommitFile.sha256, CommitFile.size, CommitFile.git_oid, CommitFile.lfs).where(
+            CommitFile.commit_id == commit.id, CommitFile.path == path
+        )
+    ).first()
+    if row is None:
+        raise EntryNotFound(f"{path} does not exist at revision {commit.oid[:12]} of this repository.")
+    return FileState(*row)
+
+
+def tree_entries(files: dict[str, FileState], path: str = "", recursive: bool = False) -> list[TreeEntry]:
+    """Files and directories below `path` (directories derived from file paths)."""
+    prefix = f"{path.strip('/')}/" if path.strip("/") else ""
+    if prefix and prefix.rstrip("/") in files:
+        raise EntryNotFound(f"{path} is a file, not a directory.")
+    dirs: dict[str, hashlib._Hash] = {}
+    entries: list[TreeEntry] = []
+    for file_path in sorted(files):
+        if not file_path.startswith(prefix):
+            continue
+        state = files[file_path]
+        rest = file_path[len(prefix):]
+        parts = rest.split("/")
+        # Every ancestor directory below `path`, down to this file (or only the first level).
+        depth = len(parts) - 1 if recursive else min(1, len(parts) - 1)
+        for i in range(1, depth + 1):
+            directory = prefix + "/".join(parts[:i])
+            dirs.setdefault(directory, hashlib.sha1()).update(f"{file_path}\x00{state.git_oid}".encode())
+        if recursive or len(parts) == 1:
+            entries.append(TreeEntry("file", file_path, state.git_oid, state.size, state.sha256, state.lfs))
+    if prefix and not entries and not dirs:
+        raise EntryNotFound(f"{path} does not exist at this revision.")
+    entries.extend(TreeEntry("directory", d, h.hexdigest()) for d, h in dirs.items())
+    entries.sort(key=lambda e: e.path)
+    return entries
+
+
+def path_info(files: dict[str, FileState], path: str) -> TreeEntry | None:
+    state = files.get(path)
+    if state is not None:
+        return TreeEntry("file", path, state.git_oid, state.size, state.sha256, state.lfs)
+    prefix = path.rstrip("/") + "/"
+    digest = hashlib.sha1()
+    found = False
+    for file_path in sorted(files):
+        if file_path.startswith(prefix):
+            found = True
+            digest.update(f"{file_path}\x00{files[file_path].git_oid}".encode())
+    return TreeEntry("directory", path.rstrip("/"), digest.hexdigest()) if found else None
+
+
+def list_commits(session: Session, repo: Repo, head: Commit, limit: int = 1000) -> list[Commit]:
+    by_oid = {c.oid: c for c in session.scalars(select(Commit).where(Commit.repo_id == repo.id))}
+    history: list[Commit] = []
+    current: Commit | None = head
+    while current is not None and len(history) < limit:
+        history.append(current)
+        current = by_oid.get(current.parent_oid) if current.parent_oid else None
+    return history
+
+
+# ---------------------------------------------------------------- commits
+
+
+def _insert_commit(
+    session: Session,
+    repo: Repo,
+    parent: Commit | None,
+    files: dict[str, FileState],
+    title: str,
+    message: str,
+    author: str,
+    now: datetime,
+    card_data: dict[str, Any] | None,
+    card_error: str | None,
+) -> Commit:
+    parent_oid = parent.oid if parent is not None else None
+    commit = Commit(
+        repo_id=repo.id,
+        oid=_commit_oid(parent_oid, files, title, message, author, now),
+        parent_oid=parent_oid,
+        title=title,
+        message=message,
+        author=author,
+        created_at=now,
+        card_data=card_data,
+        card_error=card_error,
+    )
+    session.add(commit)
+    session.flush()
+    if files:
+        session.execute(
+            CommitFile.__table__.insert(),
+            [
+                {"commit_id": commit.id, "path": p, "sha256": s.sha256, "size": s.size, "git_oid": s.git_oid,
+                 "lfs": s.lfs}
+                for p, s in files.items()
+            ],
+        )
+    return commit
+
+
+def _branch_ref(session: Session, repo: Repo, branch: str) -> Ref:
+    ref = session.scalar(select(Ref).where(Ref.repo_id == repo.id, Ref.kind == "branch", Ref.name == branch))
+    if ref is None:
+        is_tag = session.scalar(
+            select(Ref.id).where(Ref.repo_id == repo.id, Ref.kind == "tag", Ref.name == branch)
+        )
+        if is_tag is not None or _COMMIT_SHA.match(branch):
+            raise BadRequest(f"Cannot commit to {branch!r}: commits go to a branch, not a tag or a commit sha.")
+        raise RevisionNotFound(
+            f"Branch {branch!r} not found in {repo.repo_id}. Create it first with `create_branch`."
+        )
+    return ref
+
+
+def store_regular_files(session: Session, store: BlobStore, operations: list[Operation],
+                        max_regular_bytes: int) -> None:
+    """Write the inline contents of a commit to the blob store before the commit transaction."""
+    rows = []
+    for op in operations:
+        if isinstance(op, AddRegular):
+            if len(op.content) > max_regular_bytes:
+                raise InvalidCommit(
+                    f"{op.path} is {len(op.content)} bytes, over the inline limit of {max_regular_bytes}; "
+                    "upload it through LFS (the client does so when preupload says 'lfs')."
+                )
+            rows.append((store.put_bytes(op.content), len(op.content)))
+    insert_blob_rows(session, rows)
+
+
+def apply_operations(
+    session: Session, store: BlobStore, base: dict[str, FileState], operations: list[Operation]
+) -> dict[str, FileState]:
+    files = dict(base)
+    for op in operations:
+        path = validate_path(op.path.strip("/") if isinstance(op, DeleteFolder) else op.path)
+        if isinstance(op, AddRegular):
+            sha = hashlib.sha256(op.content).hexdigest()
+            files[path] = FileState(sha, len(op.content), git_blob_oid(op.content), False)
+        elif isinstance(op, AddLfs):
+            size = blob_size(session, op.sha256)
+            if size is None or not store.exists(op.sha256):
+                raise InvalidCommit(
+                    f"LFS object {op.sha256} for {path} was never uploaded (or failed verification); "
+                    "upload it through the LFS batch API before committing."
+                )
+            if op.size is not None and op.size != size:
+                raise InvalidCommit(f"{path}: declared size {op.size} but the stored object has {size} bytes.")
+            files[path] = FileState(op.sha256, size, lfs_git_oid(op.sha256, size), True)
+        elif isinstance(op, DeleteFile):
+            if files.pop(path, None) is None:
+                raise EntryNotFound(f"Cannot delete {path}: no such file at the parent revision.")
+        elif isinstance(op, DeleteFolder):
+            prefix = path + "/"
+            doomed = [p for p in files if p.startswith(prefix)]
+            if not doomed:
+                raise EntryNotFound(f"Cannot delete folder {path}: no files under it at the parent revision.")
+            for p in doomed:
+                del files[p]
+    for path in files:
+        # A file may not also be a directory (e.g. 'a' and 'a/b').
+        parent = path.rsplit("/", 1)[0] if "/" in path else None
+        while parent:
+            if parent in files:
+                raise InvalidCommit(f"{parent} cannot be both a file and the folder of {path}.")
+            parent = parent.rsplit("/", 1)[0] if "/" in parent else None
+    return files
+
+
+def create_commit(
+    session: Session,
+    store: BlobStore,
+    repo: Repo,
+    *,
+    branch: str,
+    operations: list[Operation],
+    title: str,
+    message: str = "",
+    author: str,
+    parent_commit: str | None = None,
+    max_regular_bytes: int = 10 * 1024 * 1024,
+) -> Commit:
+    if not title.strip():
+        raise InvalidCommit("A commit needs a summary (commit message).")
+    if len(title.strip()) > 1000:
+        raise InvalidCommit("The commit summary is longer than 1000 characters; move the rest to the description.")
+    ref = _branch_ref(session, repo, branch)
+    head = session.get(Commit, ref.commit_id)
+    assert head is not None
+    if parent_commit is not None and parent_commit != head.oid:
+        raise PreconditionFailed(
+            f"Branch {branch!r} is at {head.oid}, not at the parent commit {parent_commit} you named: "
+            "someone committed in between. Fetch the new head and retry."
+        )
+    store_regular_files(session, store, operations, max_regular_bytes)
+    files = apply_operations(session, store, commit_files(session, head), operations)
+
+    card_data, card_error = None, None
+    card = files.get(CARD_FILENAME)
+    if card is not None:
+        card_data, card_error = parse_card_bytes(store.read_bytes(card.sha256))
+
+    now = utcnow()
+    commit = _insert_commit(session, repo, head, files, title.strip(), message, author, now, card_data,
+                            card_error)
+    moved = session.execute(
+        update(Ref).where(Ref.id == ref.id, Ref.commit_id == head.id).values(commit_id=commit.id)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise PreconditionFailed(f"Branch {branch!r} moved while this commit was written; retry the commit.")
+    repo.updated_at = now
+    session.flush()
+    return commit
+
+
+# ---------------------------------------------------------------- refs
+
+
+def list_refs(session: Session, repo: Repo) -> RefListing:
+    listing = RefListing()
+    rows = session.execute(
+        select(Ref.kind, Ref.name, Commit.oid).join(Commit, Commit.id == Ref.commit_id).where(
+            Ref.repo_id == repo.id
+        ).order_by(Ref.name)
+    )
+    for kind, name, oid in rows:
+        (listing.branches if kind == "branch" else listing.tags).append((name, oid))
+    return listing
+
+
+def _validate_ref_name(name: str, what: str) -> str:
+    if not _REF_NAME.match(name) or ".." in name or name.endswith((".lock", "/")) or "//" in name:
+        raise BadRequest(
+            f"Invalid {what} name {name!r}: use letters, digits, '.', '_', '-' and '/', without '..'."
+        )
+    if _COMMIT_SHA.match(name):
+        raise BadRequest(f"A {what} name cannot look like a commit sha: {name!r}.")
+    return name
+
+
+def create_branch(session: Session, repo: Repo, branch: str, starting_point: str | None = None,
+                  exist_ok: bool = False) -> Ref:
+    _validate_ref_name(branch, "branch")
+    existing = session.scalar(select(Ref).where(Ref.repo_id == repo.id, Ref.kind == "branch", Ref.name == branch))
+    if existing is not None:
+        if exist_ok:
+            return existing
+        raise RefExists(f"Branch {branch!r} already exists in {repo.repo_id}.")
+    commit = resolve_revision(session, repo, starting_point or DEFAULT_BRANCH)
+    ref = Ref(repo_id=repo.id, kind="branch", name=branch, commit_id=commit.id)
+    session.add(ref)
+    session.flush()
+    return ref
+
+
+def delete_branch(session: Session, repo: Repo, branch: str) -> None:
+    if branch == DEFAULT_BRANCH:
+        raise BadRequest(f"The default branch {DEFAULT_BRANCH!r} cannot be deleted.")
+    deleted = session.execute(
+        delete(Ref).where(Ref.repo_id == repo.id, Ref.kind == "branch", Ref.name == branch)
+    )
+    if deleted.rowcount == 0:  # type: ignore[attr-defined]
+        raise RevisionNotFound(f"Branch {branch!r} not found in {repo.repo_id}.")
+
+
+def create_tag(session: Session, repo: Repo, tag: str, revision: str, message: str | None = None,
+               exist_ok: bool = False) -> Ref:
+    _validate_ref_name(tag, "tag")
+    existing = session.scalar(select(Ref).where(Ref.repo_id == repo.id, Ref.kind == "tag", Ref.name == tag))
+    if existing is not None:
+        if exist_ok:
+            return existing
+        raise RefExists(f"Tag {tag!r} already exists in {repo.repo_id}; tags are immutable, delete it first.")
+    commit = resolve_revision(session, repo, revision)
+    ref = Ref(repo_id=repo.id, kind="tag", name=tag, commit_id=commit.id, message=message)
+    session.add(ref)
+    session.flush()
+    return ref
+
+
+def delete_tag(session: Session, repo: Repo, tag: str) -> None:
+    deleted = session.execute(delete(Ref).where(Ref.repo_id == repo.id, Ref.kind == "tag", Ref.name == tag))
+    if deleted.rowcount == 0:  # type: ignore[attr-defined]
+        raise RevisionNotFound(f"Tag {tag!r} not found in {repo.repo_id}.")
+
+
+def used_storage(session: Session, repo: Repo) -> int:
+    """Bytes of the distinct blobs that any commit of the repo names."""
+    distinct = (
+        select(CommitFile.sha256, CommitFile.size)
+        .join(Commit, Commit.id == CommitFile.commit_id)
+        .where(Commit.repo_id == repo.id)
+        .distinct()
+        .subquery()
+    )
+    return int(session.scalar(select(func.coalesce(func.sum(distinct.c.size), 0))) or 0)

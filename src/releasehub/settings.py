@@ -1,0 +1,87 @@
+"""Server settings, read once from the environment and passed explicitly afterwards.
+
+Every setting has an environment variable `RELEASEHUB_<NAME>`; the CLI's flags set the same
+variables so that server worker processes (which import the app by name) see the same values.
+Nothing reads the environment at import time: `Settings.from_env()` is called by the app
+factory and by CLI commands, once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Mapping
+
+ENV_PREFIX = "RELEASEHUB_"
+DEFAULT_DATA_DIR = ".releasehub"
+
+# Documented in docs/settings.md; tests/test_docs.py fails when one is missing there.
+SETTINGS_DOC: dict[str, str] = {
+    "data_dir": "Directory holding the SQLite database, the blob store and the server secret.",
+    "database_url": "SQLAlchemy URL of the metadata database; defaults to SQLite inside the data dir.",
+    "public_url": "Base URL clients use to reach the server (used in upload links and repo URLs).",
+    "max_regular_file_bytes": "Largest file accepted inline in a commit (non-LFS).",
+    "max_file_bytes": "Largest single file accepted through LFS upload.",
+    "max_commit_bytes": "Largest NDJSON commit body accepted.",
+    "max_commit_operations": "Largest number of operations in one commit.",
+    "multipart_threshold_bytes": "LFS uploads at or above this size are offered as multipart transfers.",
+    "multipart_chunk_bytes": "Part size of multipart LFS uploads.",
+    "upload_url_ttl_seconds": "Lifetime of the signed upload links handed out by the LFS batch API.",
+}
+
+
+def _parse_int(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}{name.upper()} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path(DEFAULT_DATA_DIR))
+    database_url: str = ""
+    public_url: str = ""
+    max_regular_file_bytes: int = 10 * 1024 * 1024
+    max_file_bytes: int = 500 * 1024**3
+    max_commit_bytes: int = 64 * 1024 * 1024
+    max_commit_operations: int = 25_000
+    multipart_threshold_bytes: int = 4 * 1024**3
+    multipart_chunk_bytes: int = 256 * 1024 * 1024
+    upload_url_ttl_seconds: int = 24 * 3600
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            if f.name == "data_dir":
+                values[f.name] = Path(raw)
+            elif f.type in ("int", int):
+                values[f.name] = _parse_int(f.name, raw)
+            else:
+                values[f.name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes `from_env()` in another process return these settings."""
+        return {ENV_PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in fields(self)}
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'releasehub.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.data_dir / "tmp"
