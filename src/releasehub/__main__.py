@@ -1,0 +1,3 @@
+from releasehub.cli.main import main
+
+main()

@@ -1,0 +1,181 @@
+"""Shared fixtures.
+
+`server` runs the real `releasehub serve` process, once on SQLite and once on the machine's
+PostgreSQL (a fresh database per test session), so every functional test runs on both.
+Users and tokens are created in-process against the same database, the way the CLI does.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+# The client must not use Xet (the server speaks LFS) nor read a developer's saved token.
+os.environ["HF_HUB_DISABLE_XET"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.pop("HF_TOKEN", None)
+os.environ.pop("HF_ENDPOINT", None)
+
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+
+from releasehub.accounts import service as accounts  # noqa: E402
+from releasehub.db import Database  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("RELEASEHUB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pg_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_hf_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    home = tmp_path_factory.mktemp("hf-home")
+    os.environ["HF_HOME"] = str(home)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped at the end of the session."""
+    if not _pg_available():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}; CI needs it.")
+        pytest.skip("PostgreSQL is not reachable")
+    import psycopg
+
+    name = f"releasehub_test_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    data_dir: Path
+    database_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    db: Database
+
+    def user(self, name: str | None = None, *, scope: str = "write", admin: bool = False) -> tuple[str, str]:
+        """Create a user and a token; returns (name, token)."""
+        name = name or f"user-{uuid.uuid4().hex[:8]}"
+        with self.db.session() as session:
+            accounts.create_user(session, name, admin=admin)
+            _, secret = accounts.create_token(session, name, scope=scope)
+        return name, secret
+
+    def token(self, user: str, *, scope: str = "write") -> str:
+        with self.db.session() as session:
+            _, secret = accounts.create_token(session, user, scope=scope)
+        return secret
+
+    def org(self, name: str, owner: str) -> str:
+        with self.db.session() as session:
+            accounts.create_org(session, name, owner=owner)
+        return name
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(data_dir: Path, database_url: str, extra_env: dict[str, str] | None = None) -> ServerProcess:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "server.log"
+    env = {**os.environ, **(extra_env or {})}
+    cmd = [sys.executable, "-m", "releasehub", "serve", "--port", str(port), "--data-dir", str(data_dir),
+           "--public-url", url]
+    if database_url:
+        cmd += ["--database-url", database_url]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
+        try:
+            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
+    db_url = database_url or f"sqlite:///{(data_dir / 'releasehub.db').resolve()}"
+    return ServerProcess(url, data_dir, db_url, process, log_path, Database(db_url))
+
+
+def stop_server(server: ServerProcess, sig: int | None = None) -> None:
+    import signal
+
+    try:
+        os.killpg(server.process.pid, sig or signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait(timeout=20)
+    server.db.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def server(backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+           ) -> Iterator[ServerProcess]:
+    database_url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
+    proc = start_server(tmp_path_factory.mktemp(f"server-{backend}"), database_url)
+    yield proc
+    stop_server(proc)
+
+
+@pytest.fixture
+def owner(server: ServerProcess) -> tuple[str, str]:
+    """A fresh user with a write token."""
+    return server.user()
+
+
+@pytest.fixture
+def api(server: ServerProcess, owner: tuple[str, str]):  # type: ignore[no-untyped-def]
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=server.url, token=owner[1])
+
+
+@pytest.fixture
+def repo_id(api, owner: tuple[str, str]) -> str:  # type: ignore[no-untyped-def]
+    """A fresh public repo of `owner`."""
+    rid = f"{owner[0]}/model-{uuid.uuid4().hex[:6]}"
+    api.create_repo(rid)
+    return rid
