@@ -1,0 +1,44 @@
+"""Fails when a setting, CLI command or error code is missing from the docs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from releasehub.cli.main import app
+from releasehub.errors import ALL_ERRORS
+from releasehub.settings import SETTINGS_DOC, Settings
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _commands(command: object, prefix: str) -> list[str]:
+    if hasattr(command, "commands"):  # a group
+        names: list[str] = []
+        for name, sub in command.commands.items():
+            names.extend(_commands(sub, f"{prefix} {name}"))
+        return names
+    return [prefix]
+
+
+def test_every_cli_command_is_documented() -> None:
+    text = (DOCS / "cli.md").read_text()
+    commands = _commands(typer.main.get_command(app), "releasehub")
+    assert len(commands) >= 10
+    missing = [c for c in commands if f"`{c}" not in text]
+    assert not missing, f"undocumented commands in docs/cli.md: {missing}"
+
+
+def test_every_setting_is_documented() -> None:
+    text = (DOCS / "settings.md").read_text()
+    fields = set(Settings.__dataclass_fields__)
+    assert fields == set(SETTINGS_DOC)
+    missing = [f for f in fields if f"RELEASEHUB_{f.upper()}" not in text]
+    assert not missing, f"undocumented settings in docs/settings.md: {missing}"
+
+
+def test_every_error_code_is_documented() -> None:
+    text = (DOCS / "errors.md").read_text()
+    missing = [e.error_code for e in ALL_ERRORS if f"`{e.error_code}`" not in text]
+    assert not missing, f"undocumented error codes in docs/errors.md: {missing}"
