@@ -56,10 +56,10 @@ def test_every_route_declares_one_permission(tmp_path: Path) -> None:
 
 
 def test_repo_routes_check_the_repo(tmp_path: Path) -> None:
-    """Routes with a {namespace}/{name} in their path go through repo_access (which calls decide)."""
+    """Routes with a {namespace}/{name} in their path load the repo through `load_repo_checked` (decide)."""
     app = create_app(Settings(data_dir=tmp_path))
     for route in all_routes(app.routes):
         if isinstance(route, APIRoute) and "{namespace}" in route.path:
             calls = [dep.call for dep in route.dependant.dependencies]
-            assert any(getattr(c, "__qualname__", "").startswith("repo_access") for c in calls), route.path
+            assert any(getattr(c, "checks_repo", False) for c in calls), route.path
     app.state.services.close()

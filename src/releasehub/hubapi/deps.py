@@ -101,6 +101,18 @@ def check(subject: Subject, repo: Repo, permission: Permission, path: str | None
         raise AccessDenied(decision.reason, decision.status, decision.error_code)
 
 
+def load_repo_checked(session: Session, subject: Subject, namespace: str, name: str,
+                      permission: Permission, path: str | None = None) -> Repo:
+    """The repo, if `decide` lets the subject act on it; a missing repo and a hidden one look the same."""
+    repo = repos.find_repo(session, namespace, name.removesuffix(".git"))
+    if repo is None:
+        status = 401 if subject.anonymous else 404
+        hint = " If it is private, pass a token that may read it." if subject.anonymous else ""
+        raise AccessDenied(f"Repository {namespace}/{name} not found.{hint}", status, "RepoNotFound")
+    check(subject, repo, permission, path)
+    return repo
+
+
 def repo_access(permission: Permission) -> Callable[..., RepoContext]:
     """For routes under /{namespace}/{name}: loads the repo and enforces `decide`."""
 
@@ -111,15 +123,9 @@ def repo_access(permission: Permission) -> Callable[..., RepoContext]:
         subject: Subject = Depends(get_subject),
         services: Services = Depends(get_services),
     ) -> RepoContext:
-        name = name.removesuffix(".git")
-        repo = repos.find_repo(session, namespace, name)
-        if repo is None:
-            # A missing repo and a hidden one must look the same.
-            status = 401 if subject.anonymous else 404
-            hint = " If it is private, pass a token that may read it." if subject.anonymous else ""
-            raise AccessDenied(f"Repository {namespace}/{name} not found.{hint}", status, "RepoNotFound")
-        check(subject, repo, permission)
+        repo = load_repo_checked(session, subject, namespace, name, permission)
         return RepoContext(session=session, subject=subject, repo=repo, services=services)
 
     dependency.permission = permission  # type: ignore[attr-defined]
+    dependency.checks_repo = True  # type: ignore[attr-defined]
     return dependency
