@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from releasehub.accounts.models import Membership, Org, Token, User
@@ -184,29 +184,32 @@ def revoke_token(session: Session, token_id: int, now: datetime | None = None) -
     return token
 
 
+# Built once: authentication runs on every request, and building a statement costs more than
+# running it on SQLite.
+_TOKEN_LOOKUP = (
+    select(Token.id, Token.scope, Token.expires_at, Token.revoked_at, User.id, User.name, User.is_admin)
+    .join(User, User.id == Token.user_id)
+    .where(Token.secret_hash == bindparam("secret_hash"))
+)
+_ORG_ROLES = (
+    select(Org.name, Membership.role)
+    .join(Membership, Membership.org_id == Org.id)
+    .where(Membership.user_id == bindparam("user_id"))
+)
+
+
 def authenticate(session: Session, secret: str, now: datetime | None = None) -> Subject | None:
     """The subject a token secret stands for, or None when it is unknown, expired or revoked."""
     if not secret.startswith(TOKEN_PREFIX):
         return None
     now = now or utcnow()
-    row = session.execute(
-        select(Token.id, Token.scope, Token.expires_at, Token.revoked_at, User.id, User.name, User.is_admin)
-        .join(User, User.id == Token.user_id)
-        .where(Token.secret_hash == hash_secret(secret))
-    ).first()
+    row = session.execute(_TOKEN_LOOKUP, {"secret_hash": hash_secret(secret)}).first()
     if row is None:
         return None
     token_id, scope, expires_at, revoked_at, user_id, user_name, is_admin = row
     if revoked_at is not None or (expires_at is not None and expires_at <= now):
         return None
-    roles = {
-        org_name: role
-        for org_name, role in session.execute(
-            select(Org.name, Membership.role).join(Membership, Membership.org_id == Org.id).where(
-                Membership.user_id == user_id
-            )
-        )
-    }
+    roles = {org_name: role for org_name, role in session.execute(_ORG_ROLES, {"user_id": user_id})}
     return Subject(
         user_id=user_id, name=user_name, is_admin=is_admin, scope=scope, org_roles=roles, token_id=token_id
     )

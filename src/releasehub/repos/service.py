@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -149,19 +149,29 @@ def _commit_oid(parent: str | None, files: dict[str, FileState], title: str, mes
 # ---------------------------------------------------------------- repos
 
 
+# Statements of the download path, built once (building one costs more than running it).
+_REPO_BY_NAME = select(Repo).where(
+    Repo.repo_type == bindparam("repo_type"), Repo.namespace == bindparam("namespace"), Repo.name == bindparam("name")
+)
+_COMMIT_BY_REF = (
+    select(Commit)
+    .join(Ref, Ref.commit_id == Commit.id)
+    .where(Ref.repo_id == bindparam("repo_id"), Ref.kind == bindparam("kind"), Ref.name == bindparam("name"))
+)
+_FILE_AT_COMMIT = select(CommitFile.sha256, CommitFile.size, CommitFile.git_oid, CommitFile.lfs).where(
+    CommitFile.commit_id == bindparam("commit_id"), CommitFile.path == bindparam("path")
+)
+
+
 def get_repo(session: Session, namespace: str, name: str, repo_type: str = "model") -> Repo:
-    repo = session.scalar(
-        select(Repo).where(Repo.repo_type == repo_type, Repo.namespace == namespace, Repo.name == name)
-    )
+    repo = find_repo(session, namespace, name, repo_type)
     if repo is None:
         raise RepoNotFound(f"Repository {namespace}/{name} not found.")
     return repo
 
 
 def find_repo(session: Session, namespace: str, name: str, repo_type: str = "model") -> Repo | None:
-    return session.scalar(
-        select(Repo).where(Repo.repo_type == repo_type, Repo.namespace == namespace, Repo.name == name)
-    )
+    return session.scalar(_REPO_BY_NAME, {"repo_type": repo_type, "namespace": namespace, "name": name})
 
 
 def create_repo(
@@ -226,11 +236,7 @@ def resolve_revision(session: Session, repo: Repo, revision: str) -> Commit:
     else:
         candidates = [("branch", revision), ("tag", revision)]
     for kind, name in candidates:
-        commit = session.scalar(
-            select(Commit).join(Ref, Ref.commit_id == Commit.id).where(
-                Ref.repo_id == repo.id, Ref.kind == kind, Ref.name == name
-            )
-        )
+        commit = session.scalar(_COMMIT_BY_REF, {"repo_id": repo.id, "kind": kind, "name": name})
         if commit is not None:
             return commit
     if _COMMIT_SHA.match(revision):
@@ -253,11 +259,7 @@ def commit_files(session: Session, commit: Commit) -> dict[str, FileState]:
 
 
 def get_file(session: Session, commit: Commit, path: str) -> FileState:
-    row = session.execute(
-        select(CommitFile.sha256, CommitFile.size, CommitFile.git_oid, CommitFile.lfs).where(
-            CommitFile.commit_id == commit.id, CommitFile.path == path
-        )
-    ).first()
+    row = session.execute(_FILE_AT_COMMIT, {"commit_id": commit.id, "path": path}).first()
     if row is None:
         raise EntryNotFound(f"{path} does not exist at revision {commit.oid[:12]} of this repository.")
     return FileState(*row)
