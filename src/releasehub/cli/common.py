@@ -14,7 +14,8 @@ from releasehub.errors import ReleasehubError
 from releasehub.settings import Settings
 
 console = Console()
-err_console = Console(stderr=True)
+# Errors are one line each, however narrow the terminal (or pipe): never hard-wrapped.
+err_console = Console(stderr=True, soft_wrap=True)
 
 DataDirOption = typer.Option(None, "--data-dir", help="Data directory (default: $RELEASEHUB_DATA_DIR or ./.releasehub).")
 DatabaseUrlOption = typer.Option(None, "--database-url", help="Database URL (default: SQLite in the data dir).")

@@ -71,6 +71,7 @@ def push(
     os.environ["HF_HUB_DISABLE_XET"] = "1"
     from huggingface_hub import CommitOperationAdd, HfApi, constants
     from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import HTTPError as TransportError  # httpx's, as the client uses it
     from huggingface_hub.utils import disable_progress_bars
 
     constants.HF_HUB_DISABLE_XET = True
@@ -113,7 +114,12 @@ def push(
     except HfHubHTTPError as exc:
         err_console.print(f"[red]error:[/red] {exc.server_message or exc}")
         raise typer.Exit(1) from None
+    except (TransportError, OSError) as exc:
+        # The server is unreachable or the connection broke: one line, not a traceback.
+        err_console.print(f"[red]error:[/red] cannot talk to {endpoint}: {exc}")
+        raise typer.Exit(1) from None
     finally:
         for reader in readers:
             reader.close()
-    console.print(f"pushed {len(files)} files ({total:,} bytes) to {repo_id}@{revision}: commit {info.oid}")
+    console.print(f"pushed {len(files)} files ({total:,} bytes) to {repo_id}@{revision}: commit {info.oid}",
+                  soft_wrap=True)

@@ -51,9 +51,12 @@ def subject_from_header(session: Session, authorization: str | None) -> Subject:
         raise Unauthorized("Malformed Authorization header: send 'Authorization: Bearer <token>'.")
     subject = authenticate(session, credentials.strip())
     if subject is None:
+        # The Hub's exact message: huggingface_hub matches it to tell a bad token from a hidden repo
+        # (any other 401 message on a repo URL becomes RepositoryNotFoundError). The hint goes in the body.
         raise Unauthorized(
-            "Invalid credentials: the token is unknown, expired or revoked. "
-            "Create a new one with `releasehub tokens create USER`."
+            "Invalid credentials in Authorization header",
+            hint="The token is unknown, expired or revoked. "
+            "Create a new one with `releasehub tokens create USER`.",
         )
     return subject
 

@@ -11,6 +11,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from releasehub.errors import ReleasehubError, RepoExists
@@ -19,7 +20,10 @@ log = logging.getLogger("releasehub")
 
 
 def _header_safe(message: str) -> str:
-    return message.encode("ascii", "replace").decode().replace("\n", " ").replace("\r", " ")[:1000]
+    # Printable ASCII only: a control character (a tab, NUL, \x0b...) from a user-supplied name
+    # makes the server drop the whole response.
+    text = message.encode("ascii", "replace").decode()
+    return "".join(c if " " <= c <= "~" else " " for c in text)[:1000]
 
 
 def error_response(request: Request, status: int, code: str | None, message: str,
@@ -54,6 +58,15 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code)
         return error_response(request, exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(DataError)
+    async def unstorable_value(request: Request, exc: DataError) -> Response:
+        # A value the database cannot hold, such as a NUL character in a name (PostgreSQL refuses
+        # NUL in text): the request is at fault, and such a name can never exist.
+        log.info("database refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
+        return error_response(request, 400, "BadRequest",
+                              "The request holds a value that cannot be stored or looked up "
+                              "(for example a NUL character in a name or revision).")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

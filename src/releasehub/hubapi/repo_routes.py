@@ -37,6 +37,8 @@ class CreateRepoBody(BaseModel):
     name: str = Field(max_length=200)
     organization: str | None = Field(default=None, max_length=96)
     private: bool | None = None
+    # huggingface_hub >= 1.x sends `visibility` ("public" | "private") instead of `private`.
+    visibility: str | None = Field(default=None, max_length=20)
     type: str = "model"
     exist_ok: bool | None = None
 
@@ -49,7 +51,22 @@ class DeleteRepoBody(BaseModel):
 
 class RepoSettingsBody(BaseModel):
     private: bool | None = None
+    visibility: str | None = Field(default=None, max_length=20)
     gated: str | bool | None = None
+
+
+def _wanted_private(private: bool | None, visibility: str | None) -> bool | None:
+    """The requested privacy from `private` (older clients) or `visibility` (newer ones)."""
+    if visibility is None:
+        return private
+    if visibility not in ("public", "private"):
+        raise BadRequest(
+            f"Unsupported visibility {visibility!r} for a model repository; use 'public' or 'private'."
+        )
+    wanted = visibility == "private"
+    if private is not None and private != wanted:
+        raise BadRequest("`private` and `visibility` disagree; send only one of them.")
+    return wanted
 
 
 def repo_url(request: Request, repo_id: str) -> str:
@@ -77,6 +94,7 @@ def create_repo(
     services: Services = Depends(get_services),
 ) -> dict[str, Any]:
     _check_type(body.type)
+    private = bool(_wanted_private(body.private, body.visibility))
     namespace, name = _split(body.name, body.organization)
     namespace = namespace or subject.name or ""
     decision = decide_namespace(subject, namespace, accounts.namespace_exists(session, namespace))
@@ -90,7 +108,7 @@ def create_repo(
             url=repo_url(request, existing.repo_id),
         )
     repo = repos.create_repo(
-        session, services.store, namespace, name, author=subject.name or "", private=bool(body.private)
+        session, services.store, namespace, name, author=subject.name or "", private=private
     )
     session.commit()
     return {"url": repo_url(request, repo.repo_id), "name": repo.repo_id, "id": f"{repo.id:024x}"}
@@ -123,8 +141,9 @@ def update_settings(
 ) -> dict[str, Any]:
     if body.gated not in (None, False, "false", "False"):
         raise BadRequest("Gated repositories are not supported by this server yet; leave `gated` unset.")
-    if body.private is not None:
-        ctx.repo.private = body.private
+    private = _wanted_private(body.private, body.visibility)
+    if private is not None:
+        ctx.repo.private = private
     ctx.session.commit()
     return {"private": ctx.repo.private, "gated": False}
 

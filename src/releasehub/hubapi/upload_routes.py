@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import math
@@ -61,7 +60,7 @@ def preupload(
         path = validate_path(item.path)
         try:
             sample = base64.b64decode(item.sample, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a non-ASCII str
             raise BadRequest(f"sample of {path} is not valid base64.") from None
         lfs = item.size > 0 and repos.is_lfs_path(path, item.size, sample)
         existing = files.get(path)
@@ -300,7 +299,7 @@ def parse_commit_payload(body: bytes, max_operations: int) -> tuple[dict[str, An
                 raise InvalidCommit(f"{path}: inline files must be base64 'content'.")
             try:
                 content = base64.b64decode(value["content"], validate=True)
-            except binascii.Error:
+            except ValueError:  # binascii.Error, or a non-ASCII str
                 raise InvalidCommit(f"{path}: 'content' is not valid base64.") from None
             operations.append(repos.AddRegular(path, content))
         elif key == "lfsFile":

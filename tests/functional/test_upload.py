@@ -1,0 +1,294 @@
+"""Uploads with the unchanged `huggingface_hub` client: files, folders, multi-operation commits,
+optimistic concurrency, branches and tags, de-duplication, and model cards that do not parse."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from huggingface_hub import (
+    CommitOperationAdd,
+    CommitOperationCopy,
+    CommitOperationDelete,
+    HfApi,
+)
+from huggingface_hub import lfs as hf_lfs
+from huggingface_hub.errors import HfHubHTTPError, RevisionNotFoundError
+
+LFS_HEADERS = {"Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"}
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _read(server, repo_id: str, path: str, revision: str = "main", token: str | None = None) -> bytes:
+    response = httpx.get(f"{server.url}/{repo_id}/resolve/{revision}/{path}",
+                         headers=_auth(token) if token else {}, timeout=30)
+    response.raise_for_status()
+    return response.content
+
+
+def _files(api: HfApi, repo_id: str, revision: str = "main") -> set[str]:
+    return set(api.list_repo_files(repo_id, revision=revision))
+
+
+def _head(api: HfApi, repo_id: str, revision: str = "main") -> str:
+    sha = api.model_info(repo_id, revision=revision).sha
+    assert sha is not None
+    return sha
+
+
+# ---------------------------------------------------------------- files and folders
+
+
+def test_upload_file_from_bytes_and_path(api: HfApi, repo_id: str, server, tmp_path: Path) -> None:
+    info = api.upload_file(path_or_fileobj=b"hello world\n", path_in_repo="docs/hello.txt", repo_id=repo_id)
+    assert len(info.oid) == 40
+    assert _head(api, repo_id) == info.oid
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(bytes(range(256)) * 1000)
+    api.upload_file(path_or_fileobj=str(weights), path_in_repo="w.safetensors", repo_id=repo_id,
+                    commit_message="add weights")
+    assert _files(api, repo_id) == {".gitattributes", "docs/hello.txt", "w.safetensors"}
+    assert _read(server, repo_id, "docs/hello.txt") == b"hello world\n"
+    assert _read(server, repo_id, "w.safetensors") == weights.read_bytes()
+    # The regular file is stored inline, the safetensors through LFS.
+    by_path = {f.path: f for f in api.get_paths_info(repo_id, ["docs/hello.txt", "w.safetensors"])}
+    assert by_path["docs/hello.txt"].lfs is None
+    assert by_path["w.safetensors"].lfs is not None
+    assert by_path["w.safetensors"].lfs.sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
+    commits = api.list_repo_commits(repo_id)
+    assert [c.title for c in commits][:2] == ["add weights", "Upload docs/hello.txt with huggingface_hub"]
+
+
+def test_upload_folder_nested(api: HfApi, repo_id: str, server, tmp_path: Path) -> None:
+    folder = tmp_path / "release"
+    (folder / "sub" / "deeper").mkdir(parents=True)
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\ntags: [demo]\n---\n# Demo\n")
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
+    (folder / "sub" / "a.txt").write_text("a")
+    (folder / "sub" / "deeper" / "b.bin").write_bytes(b"\x00\x01" * 5000)
+    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message="release 1")
+    assert info.oid == _head(api, repo_id)
+    assert _files(api, repo_id) == {".gitattributes", "README.md", "config.json", "sub/a.txt",
+                                    "sub/deeper/b.bin"}
+    assert _read(server, repo_id, "sub/deeper/b.bin") == b"\x00\x01" * 5000
+    model = api.model_info(repo_id)
+    assert model.card_data is not None and model.card_data["license"] == "apache-2.0"
+    assert "demo" in (model.tags or [])
+    # Into a sub-folder of the repo.
+    api.upload_folder(folder_path=str(folder / "sub"), path_in_repo="copy/of/sub", repo_id=repo_id)
+    assert {"copy/of/sub/a.txt", "copy/of/sub/deeper/b.bin"} <= _files(api, repo_id)
+
+
+# ---------------------------------------------------------------- create_commit
+
+
+def test_create_commit_add_delete_copy(api: HfApi, repo_id: str, server) -> None:
+    lfs_bytes = b"\x00LFS" * 4096
+    api.create_commit(repo_id, [
+        CommitOperationAdd("keep.txt", b"keep"),
+        CommitOperationAdd("gone.txt", b"to be deleted"),
+        CommitOperationAdd("folder/one.txt", b"1"),
+        CommitOperationAdd("folder/inner/two.txt", b"2"),
+        CommitOperationAdd("model.safetensors", lfs_bytes),
+    ], commit_message="base")
+    info = api.create_commit(repo_id, [
+        CommitOperationAdd("new.txt", b"new"),
+        CommitOperationDelete("gone.txt"),
+        CommitOperationDelete("folder/"),
+        CommitOperationCopy("model.safetensors", "copies/model.safetensors"),
+        CommitOperationCopy("keep.txt", "copies/keep.txt"),
+    ], commit_message="mixed", commit_description="adds, deletes and copies")
+    assert _head(api, repo_id) == info.oid
+    assert _files(api, repo_id) == {".gitattributes", "keep.txt", "new.txt", "model.safetensors",
+                                    "copies/model.safetensors", "copies/keep.txt"}
+    assert _read(server, repo_id, "copies/model.safetensors") == lfs_bytes
+    assert _read(server, repo_id, "copies/keep.txt") == b"keep"
+    assert _read(server, repo_id, "new.txt") == b"new"
+    copied = {f.path: f for f in api.get_paths_info(repo_id, ["model.safetensors", "copies/model.safetensors"])}
+    assert copied["copies/model.safetensors"].lfs is not None
+    assert copied["copies/model.safetensors"].lfs.sha256 == copied["model.safetensors"].lfs.sha256
+    commit = api.list_repo_commits(repo_id)[0]
+    assert commit.commit_id == info.oid
+    assert commit.title == "mixed"
+    assert commit.message == "adds, deletes and copies"
+
+
+def test_delete_missing_file_is_rejected_and_nothing_changes(api: HfApi, repo_id: str) -> None:
+    head = _head(api, repo_id)
+    with pytest.raises(HfHubHTTPError) as excinfo:
+        api.create_commit(repo_id, [CommitOperationAdd("x.txt", b"x"), CommitOperationDelete("nope.txt")],
+                          commit_message="bad delete")
+    assert excinfo.value.response.status_code == 404
+    assert _head(api, repo_id) == head
+
+
+def test_parent_commit_is_honoured(api: HfApi, repo_id: str) -> None:
+    first = api.upload_file(path_or_fileobj=b"v1", path_in_repo="f.txt", repo_id=repo_id)
+    second = api.create_commit(repo_id, [CommitOperationAdd("f.txt", b"v2")], commit_message="v2",
+                               parent_commit=first.oid)
+    assert _head(api, repo_id) == second.oid
+    with pytest.raises(HfHubHTTPError) as excinfo:
+        api.create_commit(repo_id, [CommitOperationAdd("f.txt", b"v3")], commit_message="stale",
+                          parent_commit=first.oid)
+    assert excinfo.value.response.status_code == 412
+    assert _head(api, repo_id) == second.oid
+    assert api.list_repo_commits(repo_id)[0].title == "v2"
+
+
+def test_commit_to_missing_branch(api: HfApi, repo_id: str) -> None:
+    with pytest.raises(RevisionNotFoundError):
+        api.upload_file(path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=repo_id,
+                        revision=f"no-such-branch-{uuid.uuid4().hex[:6]}")
+    assert _files(api, repo_id) == {".gitattributes"}
+
+
+def test_commit_to_new_branch(api: HfApi, repo_id: str, server) -> None:
+    base = api.upload_file(path_or_fileobj=b"main file", path_in_repo="a.txt", repo_id=repo_id)
+    api.create_branch(repo_id, branch="dev")
+    dev = api.upload_file(path_or_fileobj=b"dev file", path_in_repo="b.txt", repo_id=repo_id, revision="dev")
+    assert _head(api, repo_id, "dev") == dev.oid
+    assert _head(api, repo_id) == base.oid
+    assert _files(api, repo_id, "dev") == {".gitattributes", "a.txt", "b.txt"}
+    assert _files(api, repo_id) == {".gitattributes", "a.txt"}
+    assert _read(server, repo_id, "b.txt", revision="dev") == b"dev file"
+    refs = api.list_repo_refs(repo_id)
+    assert {b.name: b.target_commit for b in refs.branches} == {"main": base.oid, "dev": dev.oid}
+    # The dev history continues from main's head.
+    assert [c.commit_id for c in api.list_repo_commits(repo_id, revision="dev")][:2] == [dev.oid, base.oid]
+
+
+def test_tags_create_and_delete(api: HfApi, repo_id: str, server) -> None:
+    first = api.upload_file(path_or_fileobj=b"1", path_in_repo="v.txt", repo_id=repo_id)
+    api.create_tag(repo_id, tag="v1.0", tag_message="first release")
+    api.upload_file(path_or_fileobj=b"2", path_in_repo="v.txt", repo_id=repo_id)
+    refs = api.list_repo_refs(repo_id)
+    assert {t.name: t.target_commit for t in refs.tags} == {"v1.0": first.oid}
+    assert _read(server, repo_id, "v.txt", revision="v1.0") == b"1"
+    assert _read(server, repo_id, "v.txt") == b"2"
+    # Tags are immutable: committing to one is refused, nothing moves.
+    with pytest.raises(HfHubHTTPError):
+        api.upload_file(path_or_fileobj=b"3", path_in_repo="v.txt", repo_id=repo_id, revision="v1.0")
+    assert api.list_repo_refs(repo_id).tags[0].target_commit == first.oid
+    api.delete_tag(repo_id, tag="v1.0")
+    assert api.list_repo_refs(repo_id).tags == []
+    with pytest.raises(RevisionNotFoundError):
+        api.delete_tag(repo_id, tag="v1.0")
+    # The tag name is free again.
+    api.create_tag(repo_id, tag="v1.0")
+    assert api.list_repo_refs(repo_id).tags[0].target_commit == _head(api, repo_id)
+
+
+# ---------------------------------------------------------------- de-duplication
+
+
+def test_unchanged_files_are_skipped(api: HfApi, repo_id: str, server, owner) -> None:
+    first = api.upload_file(path_or_fileobj=b"same content", path_in_repo="same.txt", repo_id=repo_id)
+    # preupload names the oid of the existing file, so the client can tell it is unchanged.
+    sample = base64.b64encode(b"same content").decode()
+    response = httpx.post(
+        f"{server.url}/api/models/{repo_id}/preupload/main",
+        json={"files": [{"path": "same.txt", "sample": sample, "size": 12},
+                        {"path": "other.txt", "sample": sample, "size": 12}]},
+        headers=_auth(owner[1]), timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    by_path = {f["path"]: f for f in response.json()["files"]}
+    assert by_path["same.txt"]["oid"] == hashlib.sha1(b"blob 12\x00same content").hexdigest()
+    assert by_path["same.txt"]["uploadMode"] == "regular"
+    assert by_path["other.txt"]["oid"] is None
+    assert response.json()["commitOid"] == first.oid
+    # Re-uploading the same bytes makes no commit.
+    again = api.upload_file(path_or_fileobj=b"same content", path_in_repo="same.txt", repo_id=repo_id)
+    assert again.oid == first.oid
+    assert len(api.list_repo_commits(repo_id)) == 2
+
+
+def test_same_lfs_content_is_not_uploaded_twice(api: HfApi, repo_id: str, server, owner, monkeypatch) -> None:
+    content = uuid.uuid4().bytes * 20_000
+    oid = hashlib.sha256(content).hexdigest()
+    batch_url = f"{server.url}/{repo_id}.git/info/lfs/objects/batch"
+    body = {"operation": "upload", "transfers": ["basic", "multipart"], "hash_algo": "sha256",
+            "objects": [{"oid": oid, "size": len(content)}]}
+    before = httpx.post(batch_url, json=body, headers={**LFS_HEADERS, **_auth(owner[1])}, timeout=30)
+    assert before.status_code == 200, before.text
+    assert "upload" in before.json()["objects"][0]["actions"]
+
+    api.upload_file(path_or_fileobj=content, path_in_repo="a.safetensors", repo_id=repo_id)
+    after = httpx.post(batch_url, json=body, headers={**LFS_HEADERS, **_auth(owner[1])}, timeout=30)
+    assert after.status_code == 200, after.text
+    obj = after.json()["objects"][0]
+    assert obj["oid"] == oid and obj["size"] == len(content)
+    assert "actions" not in obj and "error" not in obj
+
+    # The client, told there is nothing to send, sends no bytes: no PUT at all.
+    puts: list[str] = []
+    real_single, real_multi = hf_lfs._upload_single_part, hf_lfs._upload_multi_part
+    monkeypatch.setattr(hf_lfs, "_upload_single_part", lambda **kw: (puts.append("single"), real_single(**kw)))
+    monkeypatch.setattr(hf_lfs, "_upload_multi_part", lambda **kw: (puts.append("multi"), real_multi(**kw)))
+    api.upload_file(path_or_fileobj=content, path_in_repo="copy/b.safetensors", repo_id=repo_id)
+    assert puts == []
+    assert _read(server, repo_id, "copy/b.safetensors") == content
+    # A different content does go through a PUT (the spy works).
+    api.upload_file(path_or_fileobj=content + b"!", path_in_repo="c.safetensors", repo_id=repo_id)
+    assert puts == ["single"]
+
+
+# ---------------------------------------------------------------- model cards
+
+
+BROKEN_CARD = "---\nlicense: mit\ntags: [unclosed\n  - x: : y\n---\n# Broken\n"
+
+
+def test_validate_yaml_rejects_broken_yaml(server) -> None:
+    response = httpx.post(f"{server.url}/api/validate-yaml", json={"content": BROKEN_CARD, "repoType": "model"},
+                          timeout=30)
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert errors and "YAML" in errors[0]["message"]
+    good = httpx.post(f"{server.url}/api/validate-yaml", json={"content": "---\nlicense: mit\n---\n"}, timeout=30)
+    assert good.status_code == 200
+    assert good.json() == {"errors": [], "warnings": []}
+
+
+def test_upload_folder_refuses_broken_card_before_uploading(api: HfApi, repo_id: str, tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text(BROKEN_CARD)
+    (tmp_path / "w.safetensors").write_bytes(b"\x01" * 1000)
+    with pytest.raises(ValueError, match="Invalid metadata in README.md"):
+        api.upload_folder(folder_path=str(tmp_path), repo_id=repo_id)
+    assert _files(api, repo_id) == {".gitattributes"}
+
+
+def test_broken_card_is_kept_as_a_file_and_reported(api: HfApi, repo_id: str, server, owner, monkeypatch) -> None:
+    # huggingface_hub 2.x validates README.md in upload_file too (create_commit calls /api/validate-yaml):
+    with pytest.raises(ValueError, match="Invalid metadata in README.md"):
+        api.upload_file(path_or_fileobj=BROKEN_CARD.encode(), path_in_repo="README.md", repo_id=repo_id)
+    # A client that skips the check (older clients, git pushes) still gets its file stored.
+    monkeypatch.setattr(api, "_validate_yaml", lambda *args, **kwargs: None)
+    info = api.upload_file(path_or_fileobj=BROKEN_CARD.encode(), path_in_repo="README.md", repo_id=repo_id)
+    assert _head(api, repo_id) == info.oid
+    assert _read(server, repo_id, "README.md") == BROKEN_CARD.encode()
+
+    raw = httpx.get(f"{server.url}/api/models/{repo_id}", headers=_auth(owner[1]), timeout=30)
+    assert raw.status_code == 200, raw.text
+    body = raw.json()
+    assert "not valid YAML" in body["cardError"]
+    assert "cardData" not in body
+    assert "README.md" in {s["rfilename"] for s in body["siblings"]}
+    model = api.model_info(repo_id)
+    assert "README.md" in {s.rfilename for s in model.siblings or []}
+    assert not model.card_data
+    # A fixed card clears the error.
+    monkeypatch.undo()
+    api.upload_file(path_or_fileobj=b"---\nlicense: mit\n---\n# Fixed\n", path_in_repo="README.md",
+                    repo_id=repo_id)
+    fixed = httpx.get(f"{server.url}/api/models/{repo_id}", headers=_auth(owner[1]), timeout=30).json()
+    assert "cardError" not in fixed
+    assert fixed["cardData"] == {"license": "mit"}
