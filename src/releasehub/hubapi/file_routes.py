@@ -79,7 +79,8 @@ def _headers(found: ResolvedFile) -> dict[str, str]:
     return headers
 
 
-@router.api_route("/{namespace}/{name}/resolve/{revision}/{path:path}", methods=["GET", "HEAD"])
+@router.head("/{namespace}/{name}/resolve/{revision}/{path:path}", operation_id="resolve_head")
+@router.get("/{namespace}/{name}/resolve/{revision}/{path:path}", operation_id="resolve_get")
 async def resolve(request: Request, found: ResolvedFile = Depends(file_access)) -> Response:
     headers = _headers(found)
     media_type = mimetypes.guess_type(found.path)[0] or "application/octet-stream"
