@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from releasehub.accounts.models import Membership, Org, Token, User
@@ -185,31 +186,34 @@ def revoke_token(session: Session, token_id: int, now: datetime | None = None) -
 
 
 # Built once: authentication runs on every request, and building a statement costs more than
-# running it on SQLite.
+# running it on SQLite. One row per organisation of the user (one row with NULLs if none).
 _TOKEN_LOOKUP = (
-    select(Token.id, Token.scope, Token.expires_at, Token.revoked_at, User.id, User.name, User.is_admin)
+    select(
+        Token.id, Token.scope, Token.expires_at, Token.revoked_at, User.id, User.name, User.is_admin,
+        Org.name, Membership.role,
+    )
     .join(User, User.id == Token.user_id)
+    .outerjoin(Membership, Membership.user_id == User.id)
+    .outerjoin(Org, Org.id == Membership.org_id)
     .where(Token.secret_hash == bindparam("secret_hash"))
 )
-_ORG_ROLES = (
-    select(Org.name, Membership.role)
-    .join(Membership, Membership.org_id == Org.id)
-    .where(Membership.user_id == bindparam("user_id"))
-)
 
 
-def authenticate(session: Session, secret: str, now: datetime | None = None) -> Subject | None:
-    """The subject a token secret stands for, or None when it is unknown, expired or revoked."""
+def authenticate(executor: Session | Connection, secret: str, now: datetime | None = None) -> Subject | None:
+    """The subject a token secret stands for, or None when it is unknown, expired or revoked.
+
+    Takes a Session or a bare Connection: the download path uses the latter to skip the ORM.
+    """
     if not secret.startswith(TOKEN_PREFIX):
         return None
     now = now or utcnow()
-    row = session.execute(_TOKEN_LOOKUP, {"secret_hash": hash_secret(secret)}).first()
-    if row is None:
+    rows = executor.execute(_TOKEN_LOOKUP, {"secret_hash": hash_secret(secret)}).all()
+    if not rows:
         return None
-    token_id, scope, expires_at, revoked_at, user_id, user_name, is_admin = row
+    token_id, scope, expires_at, revoked_at, user_id, user_name, is_admin, _, _ = rows[0]
     if revoked_at is not None or (expires_at is not None and expires_at <= now):
         return None
-    roles = {org_name: role for org_name, role in session.execute(_ORG_ROLES, {"user_id": user_id})}
+    roles = {row[7]: row[8] for row in rows if row[7] is not None}
     return Subject(
         user_id=user_id, name=user_name, is_admin=is_admin, scope=scope, org_roles=roles, token_id=token_id
     )

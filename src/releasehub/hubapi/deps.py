@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from fastapi import Depends, Request
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from releasehub.access import Permission, RepoPolicy, decide
@@ -43,7 +44,7 @@ def get_session(services: Services = Depends(get_services)) -> Iterator[Session]
         session.close()
 
 
-def subject_from_header(session: Session, authorization: str | None) -> Subject:
+def subject_from_header(session: Session | Connection, authorization: str | None) -> Subject:
     if not authorization:
         return ANONYMOUS
     scheme, _, credentials = authorization.partition(" ")
@@ -98,10 +99,14 @@ def policy_of(repo: Repo) -> RepoPolicy:
     return RepoPolicy(repo_id=repo.repo_id, namespace=repo.namespace, private=repo.private)
 
 
-def check(subject: Subject, repo: Repo, permission: Permission, path: str | None = None) -> None:
-    decision = decide(subject, policy_of(repo), permission, utcnow(), path)
+def check_policy(subject: Subject, policy: RepoPolicy, permission: Permission, path: str | None = None) -> None:
+    decision = decide(subject, policy, permission, utcnow(), path)
     if not decision.allowed:
         raise AccessDenied(decision.reason, decision.status, decision.error_code)
+
+
+def check(subject: Subject, repo: Repo, permission: Permission, path: str | None = None) -> None:
+    check_policy(subject, policy_of(repo), permission, path)
 
 
 def load_repo_checked(session: Session, subject: Subject, namespace: str, name: str,

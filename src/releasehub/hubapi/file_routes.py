@@ -19,8 +19,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from releasehub.access import Permission
-from releasehub.hubapi.deps import decode_segment, load_repo_checked, subject_from_header
+from releasehub.access import Permission, RepoPolicy
+from releasehub.accounts.service import Subject
+from releasehub.errors import EntryNotFound
+from releasehub.hubapi.deps import check_policy, decode_segment, load_repo_checked, subject_from_header
 from releasehub.repos import service as repos
 from releasehub.repos.paths import validate_path
 from releasehub.repos.service import FileState
@@ -41,21 +43,43 @@ class ResolvedFile:
 
 def _lookup(services: Services, authorization: str | None, namespace: str, name: str, revision: str,
             path: str) -> ResolvedFile:
+    with services.db.engine.connect() as connection:
+        subject = subject_from_header(connection, authorization)
+        found = repos.locate_on_branch(connection, namespace, name, revision, path)
+        if found is not None:
+            # Access first: a file's existence is itself something to hide.
+            check_policy(subject, RepoPolicy(f"{namespace}/{name}", namespace, found.private),
+                         Permission.REPO_DOWNLOAD, path)
+    if found is None or found.commit_oid is None:
+        # No such repo, or the revision is a tag or a commit sha: the general path.
+        return _lookup_any_revision(services, subject, namespace, name, revision, path)
+    if found.file is None:
+        raise EntryNotFound(f"{path} does not exist at revision {found.commit_oid[:12]} of this repository.")
+    return _resolved(services, path, found.commit_oid, found.file, found.private)
+
+
+def _lookup_any_revision(services: Services, subject: Subject, namespace: str, name: str, revision: str,
+                         path: str) -> ResolvedFile:
     with services.db.session() as session:
-        subject = subject_from_header(session, authorization)
         repo = load_repo_checked(session, subject, namespace, name, Permission.REPO_DOWNLOAD, path)
         commit = repos.resolve_revision(session, repo, revision)
         state = repos.get_file(session, commit, path)
-        private = repo.private
+        return _resolved(services, path, commit.oid, state, repo.private)
+
+
+def _resolved(services: Services, path: str, commit_oid: str, state: FileState, private: bool) -> ResolvedFile:
     local = services.store.local_path(state.sha256)
-    return ResolvedFile(path, commit.oid, state, private, local, os.stat(local) if local else None)
+    return ResolvedFile(path, commit_oid, state, private, local, os.stat(local) if local else None)
 
 
-async def file_access(request: Request, namespace: str, name: str, revision: str, path: str) -> ResolvedFile:
-    path = validate_path(decode_segment(path))
+async def file_access(request: Request) -> ResolvedFile:
+    # Path parameters are read from the request rather than declared, which saves FastAPI a
+    # validation pass on the busiest route.
+    params = request.path_params
+    path = validate_path(decode_segment(params["path"]))
     return await run_in_threadpool(
-        _lookup, request.app.state.services, request.headers.get("authorization"), namespace, name,
-        decode_segment(revision), path,
+        _lookup, request.app.state.services, request.headers.get("authorization"), params["namespace"],
+        params["name"], decode_segment(params["revision"]), path,
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from releasehub.db import utcnow
@@ -161,6 +162,41 @@ _COMMIT_BY_REF = (
 _FILE_AT_COMMIT = select(CommitFile.sha256, CommitFile.size, CommitFile.git_oid, CommitFile.lfs).where(
     CommitFile.commit_id == bindparam("commit_id"), CommitFile.path == bindparam("path")
 )
+
+
+# The common download (a file on a branch) in one query: repo, branch head and file entry.
+_FILE_ON_BRANCH = (
+    select(Repo.id, Repo.private, Commit.oid, CommitFile.sha256, CommitFile.size, CommitFile.git_oid,
+           CommitFile.lfs)
+    .select_from(Repo)
+    .outerjoin(Ref, (Ref.repo_id == Repo.id) & (Ref.kind == "branch") & (Ref.name == bindparam("revision")))
+    .outerjoin(Commit, Commit.id == Ref.commit_id)
+    .outerjoin(CommitFile, (CommitFile.commit_id == Commit.id) & (CommitFile.path == bindparam("path")))
+    .where(Repo.repo_type == "model", Repo.namespace == bindparam("namespace"), Repo.name == bindparam("name"))
+)
+
+
+@dataclass(frozen=True)
+class BranchFile:
+    """What `locate_on_branch` found: the repo always; the commit and file when they exist."""
+
+    repo_id: int
+    private: bool
+    commit_oid: str | None
+    file: FileState | None
+
+
+def locate_on_branch(executor: Session | Connection, namespace: str, name: str, revision: str,
+                     path: str) -> BranchFile | None:
+    """None when the repo does not exist. Callers decide access before using the rest."""
+    row = executor.execute(
+        _FILE_ON_BRANCH, {"namespace": namespace, "name": name, "revision": revision, "path": path}
+    ).first()
+    if row is None:
+        return None
+    repo_id, private, oid, sha, size, git_oid, lfs = row
+    state = FileState(sha, size, git_oid, lfs) if sha is not None else None
+    return BranchFile(repo_id, private, oid, state)
 
 
 def get_repo(session: Session, namespace: str, name: str, repo_type: str = "model") -> Repo:
