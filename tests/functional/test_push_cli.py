@@ -60,12 +60,12 @@ def test_push_uploads_a_folder_with_progress(server, owner, tmp_path: Path) -> N
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     # Progress: the bar's description and byte counts, then the summary line with the commit.
-    assert "hash + upload 4 files" in result.stdout
+    assert "upload 4 files" in result.stdout
     assert "MB" in result.stdout or "kB" in result.stdout
     api = HfApi(endpoint=server.url, token=token)
     head = api.model_info(repo_id).sha
     assert head is not None
-    assert f"pushed 4 files" in result.stdout
+    assert "pushed 4 changed files of 4" in result.stdout
     assert head in result.stdout.replace("\n", "")
 
     assert set(api.list_repo_files(repo_id)) == {".gitattributes", *files}
@@ -82,6 +82,8 @@ def test_push_uploads_a_folder_with_progress(server, owner, tmp_path: Path) -> N
     api.create_branch(repo_id, branch="next")
     again = _push(_env(server, token), str(folder), repo_id, "--revision", "next")
     assert again.returncode == 0, again.stdout + again.stderr
+    # Only the new file is committed; unchanged files (inline and LFS) are left out.
+    assert "pushed 1 changed files of 5" in again.stdout
     assert "extra.txt" in api.list_repo_files(repo_id, revision="next")
     assert "extra.txt" not in api.list_repo_files(repo_id)
 

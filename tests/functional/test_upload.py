@@ -292,3 +292,26 @@ def test_broken_card_is_kept_as_a_file_and_reported(api: HfApi, repo_id: str, se
     fixed = httpx.get(f"{server.url}/api/models/{repo_id}", headers=_auth(owner[1]), timeout=30).json()
     assert "cardError" not in fixed
     assert fixed["cardData"] == {"license": "mit"}
+
+
+def test_single_pass_blob_upload_endpoint(server, owner, repo_id) -> None:  # type: ignore[no-untyped-def]
+    """POST /api/models/{repo}/blobs hashes while streaming; a wrong size stores nothing."""
+    import hashlib as _hashlib
+
+    import httpx as _httpx
+
+    _, token = owner
+    url = f"{server.url}/api/models/{repo_id}/blobs"
+    auth = {"Authorization": f"Bearer {token}"}
+    data = b"\x00\x01single-pass" * 1000
+    ok = _httpx.post(url, params={"size": len(data)}, content=data, headers=auth, timeout=30)
+    assert ok.status_code == 200, ok.text
+    assert ok.json() == {"oid": _hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+    other = b"never stored" * 100
+    wrong = _httpx.post(url, params={"size": len(other) + 1}, content=other, headers=auth, timeout=30)
+    assert wrong.status_code == 400 and wrong.headers["X-Error-Code"] == "ChecksumMismatch"
+    assert not list(server.data_dir.glob(f"blobs/*/*/{_hashlib.sha256(other).hexdigest()}"))
+
+    anonymous = _httpx.post(url, params={"size": len(data)}, content=data, timeout=30)
+    assert anonymous.status_code == 401

@@ -1,52 +1,32 @@
 """`releasehub push DIR REPO`: upload a folder as one commit, with a progress bar.
 
-It drives the unchanged `huggingface_hub` client over the LFS protocol (Xet switched off for
-this process, since the server does not speak Xet), so what it exercises is exactly what any
-Hub client does. Each file is read twice on this side (sha256, then upload); the server hashes
-once more while the bytes stream in and rejects them if they do not match.
+Every byte is read once. Large and binary files stream to `POST /api/models/{repo}/blobs`,
+where the server hashes them while they arrive and answers their sha256; small text files go
+inline in the commit. The commit itself is the Hub's NDJSON commit, so the result is the same
+as an upload with `huggingface_hub` (which must read each file twice: once for the sha256 the
+LFS protocol asks for before the upload, once to send it). No Xet, no environment variable.
 """
 
 from __future__ import annotations
 
-import io
-import os
+import base64
+import json
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Iterator, Optional
+from urllib.parse import quote
 
+import httpx
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from releasehub.cli.common import console, err_console
+from releasehub.repos.paths import git_blob_oid, lfs_git_oid
+
+READ_CHUNK = 8 * 1024 * 1024
 
 
-class _CountingReader(io.RawIOBase):
-    """A read-only file that reports every byte read (hashing pass, then upload pass)."""
-
-    def __init__(self, path: Path, on_read: Callable[[int], None]) -> None:
-        self._file = open(path, "rb", buffering=0)
-        self._on_read = on_read
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: "bytearray | memoryview") -> int:  # type: ignore[override]
-        count = self._file.readinto(buffer)
-        if count:
-            self._on_read(count)
-        return count or 0
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._file.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._file.tell()
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
+class PushError(Exception):
+    """A refusal from the server or a broken connection, shown as one line."""
 
 
 def _files_of(folder: Path) -> list[Path]:
@@ -55,6 +35,100 @@ def _files_of(folder: Path) -> list[Path]:
         p for p in folder.rglob("*")
         if p.is_file() and not any(part in skip for part in p.relative_to(folder).parts)
     )
+
+
+def _raise_for(response: httpx.Response, what: str) -> None:
+    if response.is_success:
+        return
+    message = response.headers.get("X-Error-Message")
+    if not message:
+        try:
+            message = str(response.json().get("error"))
+        except ValueError:
+            message = response.text[:200]
+    raise PushError(f"{what} failed ({response.status_code}): {message}")
+
+
+def _read_chunks(path: Path, on_read: Any) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(READ_CHUNK):
+            on_read(len(chunk))
+            yield chunk
+
+
+class Pusher:
+    def __init__(self, client: httpx.Client, repo_id: str, revision: str) -> None:
+        self.client = client
+        self.repo_id = repo_id
+        self.revision = revision
+        self.api = f"/api/models/{repo_id}"
+
+    def ensure_repo(self, private: bool) -> None:
+        namespace, name = self.repo_id.split("/", 1)
+        response = self.client.post("/api/repos/create", json={
+            "name": name, "organization": namespace, "type": "model",
+            "visibility": "private" if private else "public",
+        })
+        if response.status_code != 409:  # an existing repo is fine
+            _raise_for(response, "creating the repository")
+
+    def upload_modes(self, folder: Path, files: list[Path]) -> dict[str, dict[str, Any]]:
+        modes: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(files), 256):
+            batch = files[start:start + 256]
+            payload = {"files": [
+                {"path": p.relative_to(folder).as_posix(), "size": p.stat().st_size,
+                 "sample": base64.b64encode(p.open("rb").read(512)).decode()}
+                for p in batch
+            ]}
+            response = self.client.post(f"{self.api}/preupload/{quote(self.revision, safe='')}", json=payload)
+            _raise_for(response, "asking for upload modes")
+            modes.update({item["path"]: item for item in response.json()["files"]})
+        return modes
+
+    def upload_blob(self, path: Path, progress: Progress, task: Any) -> str:
+        size = path.stat().st_size
+        response = self.client.post(
+            f"{self.api}/blobs", params={"size": size}, headers={"Content-Length": str(size)},
+            content=_read_chunks(path, lambda n: progress.advance(task, n)),
+            timeout=httpx.Timeout(60, read=600),
+        )
+        _raise_for(response, f"uploading {path.name}")
+        return str(response.json()["oid"])
+
+    def commit(self, lines: list[dict[str, Any]], message: str) -> str:
+        header = {"key": "header", "value": {"summary": message, "description": ""}}
+        body = b"".join(json.dumps(item).encode() + b"\n" for item in [header, *lines])
+        response = self.client.post(
+            f"{self.api}/commit/{quote(self.revision, safe='')}", content=body,
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+        _raise_for(response, "committing")
+        return str(response.json()["commitOid"])
+
+
+def _operations(pusher: Pusher, folder: Path, files: list[Path], progress: Progress, task: Any
+                ) -> tuple[list[dict[str, Any]], int]:
+    """Upload what must be uploaded; return the commit lines and how many files changed."""
+    modes = pusher.upload_modes(folder, files)
+    lines: list[dict[str, Any]] = []
+    for path in files:
+        rel = path.relative_to(folder).as_posix()
+        mode = modes[rel]
+        if mode["uploadMode"] == "lfs":
+            oid = pusher.upload_blob(path, progress, task)
+            if mode.get("oid") == lfs_git_oid(oid, path.stat().st_size):
+                continue  # same content as at the branch head
+            lines.append({"key": "lfsFile", "value": {"path": rel, "algo": "sha256", "oid": oid,
+                                                       "size": path.stat().st_size}})
+            continue
+        content = path.read_bytes()
+        progress.advance(task, len(content))
+        if mode.get("oid") == git_blob_oid(content):
+            continue  # unchanged since the branch head
+        lines.append({"key": "file", "value": {"path": rel, "encoding": "base64",
+                                                "content": base64.b64encode(content).decode()}})
+    return lines, len(lines)
 
 
 def push(
@@ -67,19 +141,10 @@ def push(
     private: bool = typer.Option(False, "--private", help="Create the repo as private if it does not exist."),
 ) -> None:
     """Upload FOLDER to REPO as one commit (creating the repo if needed)."""
-    # Must be set before huggingface_hub decides on a transfer: the server speaks LFS, not Xet.
-    os.environ["HF_HUB_DISABLE_XET"] = "1"
-    from huggingface_hub import CommitOperationAdd, HfApi, constants
-    from huggingface_hub.errors import HfHubHTTPError
-    from huggingface_hub.errors import HTTPError as TransportError  # httpx's, as the client uses it
-    from huggingface_hub.utils import disable_progress_bars
-
-    constants.HF_HUB_DISABLE_XET = True
-    disable_progress_bars()
     if not endpoint:
         err_console.print("[red]error:[/red] no server: pass --endpoint URL or set HF_ENDPOINT.")
         raise typer.Exit(2)
-    if "/" not in repo_id:
+    if repo_id.count("/") != 1:
         err_console.print(f"[red]error:[/red] repo must be NAMESPACE/NAME, got {repo_id!r}.")
         raise typer.Exit(2)
     files = _files_of(folder)
@@ -87,39 +152,28 @@ def push(
         err_console.print(f"[red]error:[/red] {folder} holds no files to upload.")
         raise typer.Exit(2)
     total = sum(p.stat().st_size for p in files)
-    api = HfApi(endpoint=endpoint.rstrip("/"), token=token)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
         TimeRemainingColumn(), console=console, transient=False,
     )
-    readers: list[_CountingReader] = []
     try:
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        with progress:
-            # Every byte is read twice: once to hash it, once to send it.
-            task = progress.add_task(f"hash + upload {len(files)} files", total=2 * total)
-            operations = []
-            for path in files:
-                reader = _CountingReader(path, lambda n: progress.advance(task, n))
-                readers.append(reader)
-                operations.append(CommitOperationAdd(
-                    path_in_repo=path.relative_to(folder).as_posix(),
-                    path_or_fileobj=io.BufferedReader(reader, buffer_size=8 * 1024 * 1024),
-                ))
-            info = api.create_commit(
-                repo_id, operations, commit_message=message or f"Upload {len(files)} files with releasehub push",
-                revision=revision,
-            )
-            progress.update(task, completed=2 * total)
-    except HfHubHTTPError as exc:
-        err_console.print(f"[red]error:[/red] {exc.server_message or exc}")
+        with httpx.Client(base_url=endpoint.rstrip("/"), headers=headers, timeout=60) as client:
+            pusher = Pusher(client, repo_id, revision)
+            pusher.ensure_repo(private)
+            with progress:
+                task = progress.add_task(f"upload {len(files)} files", total=total)
+                lines, changed = _operations(pusher, folder, files, progress, task)
+            if not lines:
+                console.print(f"nothing to push: {repo_id}@{revision} already has these files")
+                return
+            oid = pusher.commit(lines, message or f"Upload {len(files)} files with releasehub push")
+    except PushError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
-    except (TransportError, OSError) as exc:
+    except (httpx.HTTPError, OSError) as exc:
         # The server is unreachable or the connection broke: one line, not a traceback.
         err_console.print(f"[red]error:[/red] cannot talk to {endpoint}: {exc}")
         raise typer.Exit(1) from None
-    finally:
-        for reader in readers:
-            reader.close()
-    console.print(f"pushed {len(files)} files ({total:,} bytes) to {repo_id}@{revision}: commit {info.oid}",
-                  soft_wrap=True)
+    console.print(f"pushed {changed} changed files of {len(files)} ({total:,} bytes) to {repo_id}@{revision}: "
+                  f"commit {oid}", soft_wrap=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -24,7 +25,7 @@ from releasehub.hubapi.signing import UploadGrant, new_grant, sign, verify
 from releasehub.repos import service as repos
 from releasehub.repos.paths import validate_path
 from releasehub.services import Services
-from releasehub.storage import LocalBlobStore, is_sha256
+from releasehub.storage import BlobWriter, LocalBlobStore, is_sha256
 
 router = APIRouter(tags=["upload"])
 
@@ -142,14 +143,35 @@ def lfs_batch(
 async def _batched(request: Request) -> AsyncIterator[bytes]:
     """The request body in pieces of about WRITE_BATCH bytes, so hashing runs off the event loop
     in few, large calls."""
-    buffer = bytearray()
+    pieces: list[bytes] = []
+    held = 0
     async for chunk in request.stream():
-        buffer += chunk
-        if len(buffer) >= WRITE_BATCH:
-            yield bytes(buffer)
-            buffer.clear()
-    if buffer:
-        yield bytes(buffer)
+        pieces.append(chunk)
+        held += len(chunk)
+        if held >= WRITE_BATCH:
+            yield b"".join(pieces)
+            pieces.clear()
+            held = 0
+    if pieces:
+        yield b"".join(pieces)
+
+
+async def stream_into(request: Request, writer: BlobWriter) -> None:
+    """Feed the body to `writer`, hashing and writing one piece in a worker thread while the
+    next piece is being received, so that receiving and hashing overlap."""
+    pending: asyncio.Future[None] | None = None
+    try:
+        async for piece in _batched(request):
+            if pending is not None:
+                await pending
+            pending = asyncio.ensure_future(run_in_threadpool(writer.write, piece))
+        if pending is not None:
+            await pending
+            pending = None
+    finally:
+        if pending is not None and not pending.done():
+            # Never abort the writer under a write still running in its thread.
+            await asyncio.wait([pending])
 
 
 def _grant(oid: str, size: int, chunk: int, exp: int, sig: str, services: Services) -> UploadGrant:
@@ -174,13 +196,33 @@ async def lfs_upload(
     grant = _grant(oid, size, chunk, exp, sig, services)
     writer = services.store.writer(max_bytes=services.settings.max_file_bytes, expected_size=grant.size)
     try:
-        async for piece in _batched(request):
-            await run_in_threadpool(writer.write, piece)
+        await stream_into(request, writer)
         await run_in_threadpool(writer.commit, grant.oid)
     finally:
         writer.abort()
     await run_in_threadpool(_record_blob, services, grant.oid, grant.size)
     return Response(status_code=200)
+
+
+@router.post("/api/models/{namespace}/{name}/blobs")
+async def upload_blob(
+    request: Request, size: int = Query(ge=0), ctx: RepoContext = Depends(repo_access(Permission.REPO_WRITE)),
+) -> dict[str, Any]:
+    """Store a file of a coming commit in one pass: the server hashes it while it streams in
+    and answers its sha256, to name in the commit as an `lfsFile`. (The LFS protocol needs
+    the hash before the upload, which costs the client a second read of every file.) The blob
+    is invisible until a commit names it."""
+    services = ctx.services
+    # The repo check is done; release the request's database connection during a long upload.
+    ctx.session.close()
+    writer = services.store.writer(max_bytes=services.settings.max_file_bytes, expected_size=size)
+    try:
+        await stream_into(request, writer)
+        oid = await run_in_threadpool(writer.commit, None)
+    finally:
+        writer.abort()
+    await run_in_threadpool(_record_blob, services, oid, size)
+    return {"oid": oid, "size": size}
 
 
 def _multipart_paths(services: Services, grant: UploadGrant, sig: str) -> tuple[Path, Path]:
