@@ -82,6 +82,9 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        # Reads may run on the event loop itself only where they cannot wait on the network
+        # or on a writer: SQLite in WAL mode.
+        self.inline_reads = self.engine.dialect.name == "sqlite"
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextlib.contextmanager

@@ -63,3 +63,15 @@ def test_repo_routes_check_the_repo(tmp_path: Path) -> None:
             calls = [dep.call for dep in route.dependant.dependencies]
             assert any(getattr(c, "checks_repo", False) for c in calls), route.path
     app.state.services.close()
+
+
+def test_resolve_fast_path_uses_the_declared_endpoint() -> None:
+    """The dispatch shortcut for downloads calls the same checked dependency as the route."""
+    import inspect
+
+    from releasehub import app as app_module
+    from releasehub.hubapi.file_routes import file_access
+
+    assert file_access.permission is Permission.REPO_DOWNLOAD  # type: ignore[attr-defined]
+    source = inspect.getsource(app_module.ResolveFastPath.__call__)
+    assert "await file_access(request)" in source

@@ -39,13 +39,26 @@ def error_response(request: Request, status: int, code: str | None, message: str
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def domain_error_response(request: Request, exc: ReleasehubError) -> Response:
+    extra = dict(exc.extra)
+    if isinstance(exc, RepoExists) and "url" not in extra:
+        extra["url"] = str(request.base_url).rstrip("/")
+    return error_response(request, exc.status_code, exc.error_code, exc.message, extra)
+
+
+def unstorable_value_response(request: Request, exc: DataError) -> Response:
+    # A value the database cannot hold, such as a NUL character in a name (PostgreSQL refuses
+    # NUL in text): the request is at fault, and such a name can never exist.
+    log.info("database refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
+    return error_response(request, 400, "BadRequest",
+                          "The request holds a value that cannot be stored or looked up "
+                          "(for example a NUL character in a name or revision).")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ReleasehubError)
     async def domain_error(request: Request, exc: ReleasehubError) -> Response:
-        extra = dict(exc.extra)
-        if isinstance(exc, RepoExists) and "url" not in extra:
-            extra["url"] = str(request.base_url).rstrip("/")
-        return error_response(request, exc.status_code, exc.error_code, exc.message, extra)
+        return domain_error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -61,12 +74,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DataError)
     async def unstorable_value(request: Request, exc: DataError) -> Response:
-        # A value the database cannot hold, such as a NUL character in a name (PostgreSQL refuses
-        # NUL in text): the request is at fault, and such a name can never exist.
-        log.info("database refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
-        return error_response(request, 400, "BadRequest",
-                              "The request holds a value that cannot be stored or looked up "
-                              "(for example a NUL character in a name or revision).")
+        return unstorable_value_response(request, exc)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
