@@ -444,6 +444,51 @@ def measured(fn: Callable[[], object], server_pids: Sequence[int] = (), max_fore
     return best
 
 
+class WarmMemory:
+    """Hand recently touched memory to the kernel while a timed run writes into the page cache.
+
+    On this kind of VM (virtio-balloon free page reporting) memory that has been free for a
+    couple of seconds goes back to the host, and the next page-cache write into it pays a fault
+    on the host: about 3 s per GiB here, several times the cost of the copy itself. Which run
+    pays it depends on timing (cp right after a large delete is fast; a push seconds later is
+    not), so both the push and cp runs get the same treatment: `mib` MiB are touched before the
+    run (untimed), then released in `chunks` pieces, one every `interval` seconds from the start
+    of the timed run, so that page-cache writes find freshly freed, host-backed pages.
+    """
+
+    def __init__(self, mib: int, chunks: int = 8, interval: float = 0.4) -> None:
+        self.mib, self.chunks, self.interval = mib, chunks, interval
+        self._arrays: list = []
+        self._stop = None
+        self._thread = None
+
+    def __enter__(self) -> "WarmMemory":
+        import threading
+
+        import numpy as np
+
+        if self.mib <= 0:
+            return self
+        size = max(1, self.mib // self.chunks) * MIB
+        self._arrays = [np.ones(size, dtype=np.uint8) for _ in range(self.chunks)]  # touches every page
+        self._stop = threading.Event()
+
+        def release() -> None:
+            while self._arrays and not self._stop.is_set():
+                self._arrays.pop()
+                self._stop.wait(self.interval)
+
+        self._thread = threading.Thread(target=release, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=10)
+        self._arrays.clear()
+
+
 # --------------------------------------------------------------------------- profiling (py-spy)
 
 PYSPY_DIR = Path("/tmp/rhbench-tools/py-spy")

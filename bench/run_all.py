@@ -209,6 +209,16 @@ def section_upload(res: dict) -> list[str]:
         f"(untimed). {res['runs']} alternating runs, median. `cp` followed by `sync FILE` (fsync of the "
         "copy; the server fsyncs every blob) is listed for information.",
         "",
+        "*Memory*: this VM returns memory that has been free for about 2 s to the host "
+        "(virtio-balloon free page reporting), and a page-cache write into such memory pays a host "
+        "fault, measured here at roughly 2-4 s per GiB, more than the copy itself. Whether a run pays "
+        "it depended on timing (cp right after deleting the previous copy was fast, a push starting "
+        "seconds after a server start was not), so every timed push and cp run gets the same "
+        f"treatment: {res.get('warm_memory_mib', 0):,} MiB are touched before the run (untimed) and "
+        "released in eight pieces, one every 0.4 s from the start of the run, so that page-cache "
+        "writes land in freshly freed, host-backed pages, as on bare metal "
+        "(`_common.WarmMemory`; `bench/upload.py --no-warm-memory` turns it off).",
+        "",
     ]
     lines += _result_table(res)
     lines += [

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    ForeignLoad, code_fingerprint, measured,
+    ForeignLoad, WarmMemory, code_fingerprint, measured,
     RELEASEHUB, bench_tmpdir, console, ensure_py_spy, fmt, group_pids, make_random_file, median, print_table,
     releasehub_server, sha256_file, summarize_profile, wait_for_quiet, warm_page_cache,
 )
@@ -86,7 +86,7 @@ def _client_bucket(stack: list[str]) -> str:
     return "other (CLI, progress bar, API calls)"
 
 
-def profile_push(src: Path, tmp: Path) -> dict:
+def profile_push(src: Path, tmp: Path, warm_mib: int = 0) -> dict:
     """One extra, untimed push with py-spy sampling both the client command and the server worker."""
     py_spy = ensure_py_spy()
     rate = 100
@@ -102,11 +102,14 @@ def profile_push(src: Path, tmp: Path) -> dict:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             env = dict(os.environ, HF_ENDPOINT=hub.url, HF_TOKEN=hub.token)
+            warm = WarmMemory(warm_mib)
+            warm.__enter__()
             start = time.perf_counter()
             subprocess.run([py_spy, "record", "--rate", str(rate), "--nonblocking", "--format", "raw", "--output",
                             str(client_raw), "--", RELEASEHUB, "push", str(src), "alice/profiled"],
                            env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=1800)
             out["wall_s"] = time.perf_counter() - start
+            warm.__exit__(None, None, None)
         finally:
             server_spy.send_signal(2)  # SIGINT: py-spy writes what it has and exits
             try:
@@ -150,7 +153,8 @@ def timed(cmd: list[str], timeout: float = 1800) -> float:
     return time.perf_counter() - start
 
 
-def run(size_mib: int = 1024, runs: int = 3, profile: bool | None = None, keep: bool = False) -> dict:
+def run(size_mib: int = 1024, runs: int = 3, profile: bool | None = None, keep: bool = False,
+        warm: bool = True) -> dict:
     code_before = code_fingerprint()
     tmp = bench_tmpdir("upload")
     push_s: list[float] = []
@@ -166,6 +170,7 @@ def run(size_mib: int = 1024, runs: int = 3, profile: bool | None = None, keep: 
         dst_dir = tmp / "cp-dest"
         dst_dir.mkdir()
         quiet = wait_for_quiet()
+        warm_mib = size_mib * 2 if warm else 0
 
         def prepare() -> None:
             warm_page_cache(model)
@@ -185,7 +190,7 @@ def run(size_mib: int = 1024, runs: int = 3, profile: bool | None = None, keep: 
                     prepare()
                     pids = group_pids(hub.proc)
                     server0, client0 = process_cpu_s(pids), children_cpu_s()
-                    with ForeignLoad(pids) as load:
+                    with WarmMemory(warm_mib), ForeignLoad(pids) as load:
                         elapsed = hub.push(src, f"up{i}")
                     this = (load.cores, elapsed, process_cpu_s(pids) - server0, children_cpu_s() - client0)
                     blob = hub.blob_path(sha)
@@ -209,7 +214,8 @@ def run(size_mib: int = 1024, runs: int = 3, profile: bool | None = None, keep: 
             prepare()
 
             def copy_once() -> float:
-                took = timed(["cp", str(model), str(dst)])
+                with WarmMemory(warm_mib):
+                    took = timed(["cp", str(model), str(dst)])
                 if dst.stat().st_size != size:
                     raise RuntimeError("cp produced a wrong size")
                 dst.unlink()
@@ -222,10 +228,11 @@ def run(size_mib: int = 1024, runs: int = 3, profile: bool | None = None, keep: 
 
             # cp + fsync of the copy (informational).
             prepare()
-            start = time.perf_counter()
-            subprocess.run(["cp", str(model), str(dst)], check=True, timeout=1800)
-            subprocess.run(["sync", str(dst)], check=True, timeout=1800)
-            cp_sync_s.append(time.perf_counter() - start)
+            with WarmMemory(warm_mib):
+                start = time.perf_counter()
+                subprocess.run(["cp", str(model), str(dst)], check=True, timeout=1800)
+                subprocess.run(["sync", str(dst)], check=True, timeout=1800)
+                cp_sync_s.append(time.perf_counter() - start)
             dst.unlink()
 
         hash_speed = sha256_mbps()
@@ -234,7 +241,7 @@ def run(size_mib: int = 1024, runs: int = 3, profile: bool | None = None, keep: 
         profiled = None
         if profile or (profile is None and ratio < GOAL):
             console.print("[yellow]profiling one extra (untimed) push with py-spy...[/yellow]")
-            profiled = profile_push(src, tmp)
+            profiled = profile_push(src, tmp, warm_mib)
     finally:
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -268,6 +275,7 @@ def run(size_mib: int = 1024, runs: int = 3, profile: bool | None = None, keep: 
         "profile": profiled,
         "foreign_cores": foreign,
         "retried": retried,
+        "warm_memory_mib": warm_mib,
         "sha256_mbps": hash_speed,
         "push_startup_s": startup,
     }
@@ -303,8 +311,10 @@ def main(argv: list[str] | None = None) -> dict:
     group.add_argument("--no-profile", dest="profile", action="store_false",
                        help="never profile (default: profile only when the goal is missed)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (debugging)")
+    parser.add_argument("--no-warm-memory", dest="warm", action="store_false",
+                        help="do not hand pre-touched memory to the timed runs (see _common.WarmMemory)")
     args = parser.parse_args(argv)
-    return run(args.size_mib, args.runs, args.profile, args.keep)
+    return run(args.size_mib, args.runs, args.profile, args.keep, args.warm)
 
 
 if __name__ == "__main__":
