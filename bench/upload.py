@@ -57,7 +57,7 @@ def _server_bucket(stack: list[str]) -> str:
     if "LocalBlobWriter._write" in text or "BlobWriter.write" in text:
         return "hash + write each batch (BlobWriter.write: sha256 update, file write)"
     if leaf.startswith("_batched"):
-        return "re-batching the body (_batched: bytearray += chunk, bytes(buffer) copy)"
+        return "re-batching the body into write batches (_batched)"
     if "Request.stream" in leaf or "starlette/requests.py" in leaf:
         return "receiving the body (Request.stream)"
     if leaf.startswith("MPServer._spawn_asgi_lifespan_worker"):

@@ -38,7 +38,6 @@ class ResolvedFile:
     state: FileState
     private: bool
     local: Path | None
-    stat: os.stat_result | None
 
 
 def _lookup(services: Services, authorization: str | None, namespace: str, name: str, revision: str,
@@ -69,7 +68,7 @@ def _lookup_any_revision(services: Services, subject: Subject, namespace: str, n
 
 def _resolved(services: Services, path: str, commit_oid: str, state: FileState, private: bool) -> ResolvedFile:
     local = services.store.local_path(state.sha256)
-    return ResolvedFile(path, commit_oid, state, private, local, os.stat(local) if local else None)
+    return ResolvedFile(path, commit_oid, state, private, local)
 
 
 async def file_access(request: Request) -> ResolvedFile:
@@ -116,7 +115,8 @@ async def resolve(request: Request, found: ResolvedFile = Depends(file_access)) 
         headers["Content-Length"] = str(found.state.size)
         return Response(headers=headers, media_type=media_type)
     if found.local is not None:
-        return FileResponse(found.local, headers=headers, media_type=media_type, stat_result=found.stat)
+        # The blob is stat-ed here, for GET only: a HEAD answers from the database.
+        return FileResponse(found.local, headers=headers, media_type=media_type, stat_result=os.stat(found.local))
     store: Services = request.app.state.services
     handle = store.store.open(found.state.sha256)
     headers["Content-Length"] = str(found.state.size)
