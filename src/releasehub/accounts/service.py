@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -217,7 +217,3 @@ def authenticate(executor: Session | Connection, secret: str, now: datetime | No
     return Subject(
         user_id=user_id, name=user_name, is_admin=is_admin, scope=scope, org_roles=roles, token_id=token_id
     )
-
-
-def touch_token(session: Session, token_id: int, now: datetime | None = None) -> None:
-    session.execute(update(Token).where(Token.id == token_id).values(last_used_at=now or utcnow()))
