@@ -6,6 +6,7 @@ Everything here runs against loopback only. Servers are started in their own ses
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import os
@@ -624,3 +625,12 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obje
 
 def fmt(value: float, digits: int = 1) -> str:
     return f"{value:,.{digits}f}"
+
+
+def add_diagnosis_flags(parser: "argparse.ArgumentParser", name: str, what: str) -> None:
+    """`--NAME` / `--no-NAME` (default: only when the goal is missed) and `--keep`."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(f"--{name}", dest=name, action="store_true", default=None, help=f"always {what}")
+    group.add_argument(f"--no-{name}", dest=name, action="store_false",
+                       help="never (default: only when the goal is missed)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (debugging)")

@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    add_diagnosis_flags,
     code_fingerprint, measured,
     bench_tmpdir, console, curl_download, ensure_tool, fmt, free_port, group_pids, make_random_file, median,
     print_table, releasehub_server, sha256_file, start_group, stop_group, wait_for_quiet, wait_http_ok,
@@ -226,12 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=7)
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--trace", dest="trace", action="store_true", default=None,
-                       help="always count system calls with strace in one extra download")
-    group.add_argument("--no-trace", dest="trace", action="store_false",
-                       help="never (default: only when the goal is missed)")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir (debugging)")
+    add_diagnosis_flags(parser, "trace", "count system calls with strace in one extra download")
     args = parser.parse_args(argv)
     return run(args.size_mib, args.runs, args.trace, args.keep)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    add_diagnosis_flags,
     code_fingerprint, measured,
     PYTHON, bench_tmpdir, console, ensure_py_spy, ensure_tool, fmt, free_port, group_pids, median,
     print_table, releasehub_server, run_ab, run_wrk, start_group, stop_group, summarize_profile,
@@ -294,12 +295,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (GET cross-check)")
     parser.add_argument("--rounds", type=int, default=3)
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--profile", dest="profile", action="store_true", default=None,
-                       help="always profile the releasehub worker with py-spy")
-    group.add_argument("--no-profile", dest="profile", action="store_false",
-                       help="never profile (default: profile only when the goal is missed)")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir (debugging)")
+    add_diagnosis_flags(parser, "profile", "profile the releasehub worker with py-spy")
     args = parser.parse_args(argv)
     return run(args.duration, args.connections, args.threads, args.rounds, args.profile, args.keep)
 

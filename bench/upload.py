@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    add_diagnosis_flags,
     ForeignLoad, WarmMemory, code_fingerprint, measured,
     RELEASEHUB, bench_tmpdir, console, ensure_py_spy, fmt, group_pids, make_random_file, median, print_table,
     releasehub_server, sha256_file, summarize_profile, wait_for_quiet, warm_page_cache,
@@ -305,12 +306,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=3)
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--profile", dest="profile", action="store_true", default=None,
-                       help="always profile one extra push with py-spy")
-    group.add_argument("--no-profile", dest="profile", action="store_false",
-                       help="never profile (default: profile only when the goal is missed)")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir (debugging)")
+    add_diagnosis_flags(parser, "profile", "profile one extra push with py-spy")
     parser.add_argument("--no-warm-memory", dest="warm", action="store_false",
                         help="do not hand pre-touched memory to the timed runs (see _common.WarmMemory)")
     args = parser.parse_args(argv)

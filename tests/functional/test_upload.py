@@ -315,3 +315,18 @@ def test_single_pass_blob_upload_endpoint(server, owner, repo_id) -> None:  # ty
 
     anonymous = _httpx.post(url, params={"size": len(data)}, content=data, timeout=30)
     assert anonymous.status_code == 401
+
+
+def test_delete_repo(server, api, repo_id) -> None:  # type: ignore[no-untyped-def]
+    """Only an admin of the namespace deletes; a stranger sees nothing; afterwards the repo is gone."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    _, stranger_token = server.user()
+    with pytest.raises(HfHubHTTPError) as denied:
+        HfApi(endpoint=server.url, token=stranger_token).delete_repo(repo_id)
+    assert denied.value.response.status_code == 403
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(endpoint=server.url, token=stranger_token).delete_repo(f"{repo_id}-missing")
+    api.delete_repo(repo_id)
+    assert not api.repo_exists(repo_id)

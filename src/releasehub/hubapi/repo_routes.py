@@ -22,6 +22,7 @@ from releasehub.hubapi.deps import (
     decode_segment,
     get_services,
     get_session,
+    load_repo_checked,
     policy_of,
     repo_access,
     requires,
@@ -123,13 +124,7 @@ def delete_repo(
     _check_type(body.type)
     namespace, name = _split(body.name, body.organization)
     namespace = namespace or subject.name or ""
-    repo = repos.find_repo(session, namespace, name)
-    if repo is None:
-        raise AccessDenied(f"Repository {namespace}/{name} not found.", 401 if subject.anonymous else 404,
-                           "RepoNotFound")
-    decision = decide(subject, policy_of(repo), Permission.REPO_ADMIN, utcnow())
-    if not decision.allowed:
-        raise AccessDenied(decision.reason, decision.status, decision.error_code)
+    repo = load_repo_checked(session, subject, namespace, name, Permission.REPO_ADMIN)
     repos.delete_repo(session, repo)
     session.commit()
     return {"deleted": f"{namespace}/{name}"}
