@@ -81,11 +81,13 @@ class ServerProcess:
     log_path: Path
     db: Database
 
-    def user(self, name: str | None = None, *, scope: str = "write", admin: bool = False) -> tuple[str, str]:
+    def user(self, name: str | None = None, *, scope: str = "write", admin: bool = False,
+             email: str | None = None, email_verified: bool = False) -> tuple[str, str]:
         """Create a user and a token; returns (name, token)."""
         name = name or f"user-{uuid.uuid4().hex[:8]}"
         with self.db.session() as session:
-            accounts.create_user(session, name, admin=admin)
+            user = accounts.create_user(session, name, admin=admin, email=email)
+            user.email_verified = email_verified
             _, secret = accounts.create_token(session, name, scope=scope)
         return name, secret
 

@@ -14,7 +14,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from releasehub import __version__
 from releasehub.access import Permission
+from releasehub.access.geoip import GeoIP
 from releasehub.accounts.routes import router as accounts_router
+from releasehub.auditlog import DownloadRecorder
+from releasehub.hubapi.access_routes import router as access_router
+from releasehub.webhooks.dispatcher import Dispatcher
+from releasehub.webhooks.routes import router as webhook_router
 from releasehub.hubapi import errors
 from releasehub.hubapi.deps import ENCODED_SLASH, requires
 from releasehub.errors import ReleasehubError
@@ -92,8 +97,20 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         if isinstance(services.store, LocalBlobStore):
             # Temporary files of uploads cut off by a crash are never part of any blob.
             services.store.sweep_temporary(older_than_seconds=24 * 3600)
-        yield
-        services.close()
+        recorder = DownloadRecorder(services.db)
+        dispatcher = Dispatcher(services.db, poll_interval=services.settings.webhook_poll_seconds)
+        app.state.download_recorder = recorder
+        app.state.webhook_dispatcher = dispatcher
+        app.state.geoip = GeoIP(services.settings.geoip_database) if services.settings.geoip_database else None
+        dispatcher.start()
+        try:
+            yield
+        finally:
+            dispatcher.stop()
+            recorder.close()
+            if app.state.geoip is not None:
+                app.state.geoip.close()
+            services.close()
 
     app = FastAPI(
         title="releasehub",
@@ -112,6 +129,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(repo_router)
     app.include_router(tree_router)
     app.include_router(upload_router)
+    app.include_router(access_router)
+    app.include_router(webhook_router)
     # The catch-all download route comes last so that /api/... routes match first.
     app.include_router(file_router)
     app.add_middleware(ResolveFastPath)

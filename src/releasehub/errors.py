@@ -7,9 +7,12 @@ The tree:
     │   ├── InvalidPath                  400  InvalidPath
     │   ├── InvalidName                  400  InvalidName
     │   ├── InvalidCommit                400  BadRequest
-    │   └── ChecksumMismatch             400  ChecksumMismatch
+    │   ├── ChecksumMismatch             400  ChecksumMismatch
+    │   ├── NotGated                     400  NotGated       (nothing to request or grant)
+    │   └── LicenseNotAccepted           400  LicenseNotAccepted
     ├── Unauthorized                     401  (no or bad credentials)
     ├── Forbidden                        403  (authenticated, not allowed)
+    │   └── Ineligible                   403  Ineligible     (an eligibility rule refused)
     ├── NotFound                         404
     │   ├── RepoNotFound                 404  RepoNotFound   (401 when anonymous)
     │   ├── RevisionNotFound             404  RevisionNotFound
@@ -19,7 +22,9 @@ The tree:
     ├── Conflict                         409
     │   ├── RepoExists                   409  RepoExists     (carries `url`)
     │   ├── NameTaken                    409  NameTaken
-    │   └── RefExists                    409  RefExists
+    │   ├── RefExists                    409  RefExists
+    │   ├── AlreadyRequested             409  AlreadyRequested
+    │   └── LicenseChanged               409  LicenseChanged
     ├── PreconditionFailed               412  (parent commit moved)
     ├── PayloadTooLarge                  413  PayloadTooLarge
     └── RangeNotSatisfiable              416
@@ -129,6 +134,32 @@ class RangeNotSatisfiable(ReleasehubError):
     error_code = "RangeNotSatisfiable"
 
 
+class NotGated(BadRequest):
+    """An access request or grant on a repo that is neither gated nor tiered."""
+
+    error_code = "NotGated"
+
+
+class LicenseNotAccepted(BadRequest):
+    error_code = "LicenseNotAccepted"
+
+
+class Ineligible(Forbidden):
+    """An eligibility rule refused the request; the message names the rule."""
+
+    error_code = "Ineligible"
+
+
+class AlreadyRequested(Conflict):
+    error_code = "AlreadyRequested"
+
+
+class LicenseChanged(Conflict):
+    """The license text the requester accepted is not the current one."""
+
+    error_code = "LicenseChanged"
+
+
 # Documented in docs/errors.md; tests/test_docs.py fails when one is missing there.
 ALL_ERRORS: tuple[type[ReleasehubError], ...] = (
     BadRequest,
@@ -148,4 +179,9 @@ ALL_ERRORS: tuple[type[ReleasehubError], ...] = (
     PreconditionFailed,
     PayloadTooLarge,
     RangeNotSatisfiable,
+    NotGated,
+    LicenseNotAccepted,
+    Ineligible,
+    AlreadyRequested,
+    LicenseChanged,
 )

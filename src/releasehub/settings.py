@@ -28,6 +28,10 @@ SETTINGS_DOC: dict[str, str] = {
     "multipart_threshold_bytes": "LFS uploads at or above this size are offered as multipart transfers.",
     "multipart_chunk_bytes": "Part size of multipart LFS uploads.",
     "upload_url_ttl_seconds": "Lifetime of the signed upload links handed out by the LFS batch API.",
+    "geoip_database": "Path of a MaxMind-format GeoIP country database (.mmdb); when set, country rules "
+                      "also check where an access request comes from. Empty: only the declared country.",
+    "webhook_poll_seconds": "How often each server process looks for webhook deliveries that are due "
+                            "(deliveries are also sent at once after the change that queued them).",
 }
 
 
@@ -50,6 +54,8 @@ class Settings:
     multipart_threshold_bytes: int = 4 * 1024**3
     multipart_chunk_bytes: int = 256 * 1024 * 1024
     upload_url_ttl_seconds: int = 24 * 3600
+    geoip_database: str = ""
+    webhook_poll_seconds: int = 2
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":

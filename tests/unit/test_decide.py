@@ -22,22 +22,33 @@ SUBJECTS = [ANONYMOUS, OWNER, OWNER_READ_TOKEN, STRANGER, ORG_WRITER, ORG_READER
 REPO_PERMISSIONS = [Permission.REPO_READ, Permission.REPO_DOWNLOAD, Permission.REPO_WRITE, Permission.REPO_ADMIN]
 
 
-def policy(namespace: str, private: bool) -> RepoPolicy:
-    return RepoPolicy(repo_id=f"{namespace}/m", namespace=namespace, private=private)
+def policy(namespace: str, visibility: str) -> RepoPolicy:
+    return RepoPolicy(repo_id=f"{namespace}/m", namespace=namespace, visibility=visibility)
 
 
-def member_of(subject: Subject, namespace: str) -> bool:
-    return subject.name == namespace or namespace in subject.org_roles or subject.is_admin
+def role_of(subject: Subject, namespace: str) -> str | None:
+    if subject.anonymous:
+        return None
+    role = "owner" if subject.name == namespace else subject.org_roles.get(namespace)
+    return role or ("admin" if subject.is_admin else None)
+
+
+def can_see(subject: Subject, namespace: str, visibility: str) -> bool:
+    role = role_of(subject, namespace)
+    if visibility == "private":
+        return role in ("owner", "admin", "write")
+    if visibility == "internal":
+        return role is not None
+    return True
 
 
 @pytest.mark.parametrize(
-    "subject,namespace,private,permission",
-    list(itertools.product(SUBJECTS, ["alice", "lab"], [False, True], REPO_PERMISSIONS)),
+    "subject,namespace,visibility,permission",
+    list(itertools.product(SUBJECTS, ["alice", "lab"], ["public", "internal", "private"], REPO_PERMISSIONS)),
 )
-def test_decision_table(subject: Subject, namespace: str, private: bool, permission: Permission) -> None:
-    decision = decide(subject, policy(namespace, private), permission, NOW)
-    member = member_of(subject, namespace)
-    if private and not member:
+def test_decision_table(subject: Subject, namespace: str, visibility: str, permission: Permission) -> None:
+    decision = decide(subject, policy(namespace, visibility), permission, NOW)
+    if not can_see(subject, namespace, visibility):
         # A hidden repo is indistinguishable from a missing one.
         assert not decision.allowed
         assert decision.error_code == "RepoNotFound"
@@ -46,8 +57,7 @@ def test_decision_table(subject: Subject, namespace: str, private: bool, permiss
     if permission in (Permission.REPO_READ, Permission.REPO_DOWNLOAD):
         assert decision.allowed
         return
-    role = "owner" if subject.name == namespace else subject.org_roles.get(namespace)
-    role = role or ("admin" if subject.is_admin else None)
+    role = role_of(subject, namespace)
     needed = {"owner", "admin", "write"} if permission is Permission.REPO_WRITE else {"owner", "admin"}
     expected = role in needed and subject.scope == "write"
     assert decision.allowed is expected
@@ -57,7 +67,7 @@ def test_decision_table(subject: Subject, namespace: str, private: bool, permiss
 
 
 def test_read_only_token_message_says_what_to_do() -> None:
-    decision = decide(OWNER_READ_TOKEN, policy("alice", False), Permission.REPO_WRITE, NOW)
+    decision = decide(OWNER_READ_TOKEN, policy("alice", "public"), Permission.REPO_WRITE, NOW)
     assert not decision.allowed and "--scope write" in decision.reason
 
 

@@ -1,4 +1,4 @@
-"""The one place that answers "may this subject do this to this repo now".
+"""The one place that answers "may this subject do this to this repo, or this file of it, now".
 
 `decide` is a pure function of its inputs: no I/O, no clock (`now` is passed in), so that it can
 be tested exhaustively. Every HTTP route declares the `Permission` it needs; routes that touch a
@@ -15,6 +15,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from releasehub.access.policy import CARD_FILES, NO_RULES, ReleaseRules
 from releasehub.accounts.service import Subject
 
 
@@ -28,17 +29,43 @@ class Permission(enum.StrEnum):
     REPO_READ = "repo:read"  # metadata: info, tree, refs, commits
     REPO_DOWNLOAD = "repo:download"  # file content
     REPO_WRITE = "repo:write"  # commits, uploads, branches, tags
-    REPO_ADMIN = "repo:admin"  # settings, delete
+    REPO_ADMIN = "repo:admin"  # settings, policy, webhooks, delete
+    REPO_REVIEW = "repo:review"  # review access requests (write role, as on the Hub)
+    ACCESS_REQUEST = "access:request"  # a signed-in subject asks for access to a repo they can see
     UPLOAD_LINK = "upload:link"  # signed LFS upload links (the signature is the credential)
 
 
 @dataclass(frozen=True)
 class RepoPolicy:
-    """What `decide` needs to know about a repo: plain data, built from its rows."""
+    """What `decide` needs to know about a repo: plain data, built from its rows.
+
+    `private`: the releasing team only (the owner; in an organisation its write and admin
+    members). `internal`: every member of the owning organisation, read role included.
+    `public`: everyone, subject to the gate, the stages and the tiers.
+    """
 
     repo_id: str
     namespace: str
-    private: bool
+    visibility: str = "public"
+    gated: str | None = None  # None, "auto" or "manual"
+    rules: ReleaseRules = NO_RULES
+
+    @property
+    def private(self) -> bool:
+        return self.visibility != "public"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The subject's access request on this repo, as `decide` reads it."""
+
+    status: str  # "pending" | "accepted" | "rejected"
+    tier: str | None = None
+    expires_at: datetime | None = None
+    reason: str | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.status == "accepted" and (self.expires_at is None or self.expires_at > now)
 
 
 @dataclass(frozen=True)
@@ -51,6 +78,11 @@ class Decision:
     @classmethod
     def allow(cls, reason: str) -> "Decision":
         return cls(True, reason)
+
+    @property
+    def hidden(self) -> bool:
+        """The thing does not exist for this subject (the caller answers exactly as for a missing one)."""
+        return self.error_code in ("RepoNotFound", "EntryNotFound")
 
 
 def namespace_role(subject: Subject, namespace: str) -> str | None:
@@ -69,6 +101,7 @@ def namespace_role(subject: Subject, namespace: str) -> str | None:
 
 _WRITE_ROLES = frozenset({"owner", "admin", "write"})
 _ADMIN_ROLES = frozenset({"owner", "admin"})
+_ALL_ROLES = frozenset({"owner", "admin", "write", "read"})
 
 
 def _not_found(subject: Subject, repo_id: str) -> Decision:
@@ -85,31 +118,104 @@ def _not_found(subject: Subject, repo_id: str) -> Decision:
     )
 
 
+HIDDEN_ENTRY = Decision(False, "No such file at this revision.", 404, "EntryNotFound")
+
+
+def is_card_file(path: str) -> bool:
+    return path in CARD_FILES
+
+
+def effective_tier(policy: RepoPolicy, grant: Grant | None, now: datetime) -> str | None:
+    """The tier whose components the subject may see: the grant's, else the repo's default tier."""
+    if grant is not None and grant.active(now) and grant.tier:
+        return grant.tier
+    return policy.rules.default_tier
+
+
+def file_visible(policy: RepoPolicy, grant: Grant | None, now: datetime, path: str) -> bool:
+    """Does `path` exist for an outsider (no role in the namespace) with this grant, now?"""
+    rules = policy.rules
+    if rules is NO_RULES or is_card_file(path):
+        return True
+    granted = grant is not None and grant.active(now)
+    tier = effective_tier(policy, grant, now)
+    if rules.has_tiers and not rules.tier_opens(tier, path):
+        return False
+    stage = rules.stage_of(path)
+    return stage is None or rules.released(stage, tier if granted else None, granted, now)
+
+
+def _gated(subject: Subject, policy: RepoPolicy, grant: Grant | None, now: datetime) -> Decision:
+    repo = policy.repo_id
+    how = (f"Request access with `releasehub access request {repo} --accept-license` "
+           f"(or POST /api/models/{repo}/access-request).")
+    if subject.anonymous:
+        return Decision(False, f"Access to model {repo} is restricted. You must have access to it and be "
+                               f"authenticated to access it. Please log in. {how}", 401, "GatedRepo")
+    if grant is None:
+        state = f"Access to model {repo} is restricted and you are not in the authorized list. {how}"
+    elif grant.status == "pending":
+        state = f"Access to model {repo} is restricted: your request is pending review by its owners."
+    elif grant.status == "rejected":
+        reason = f" Reason: {grant.reason}" if grant.reason else ""
+        state = f"Access to model {repo} is restricted: your request was rejected.{reason} You may ask again. {how}"
+    else:
+        state = f"Access to model {repo} is restricted: your access expired. Ask again. {how}"
+    return Decision(False, state, 403, "GatedRepo")
+
+
 def decide(
     subject: Subject,
     policy: RepoPolicy,
     permission: Permission,
     now: datetime,
     path: str | None = None,
+    grant: Grant | None = None,
 ) -> Decision:
+    """Allow or deny, with the reason and the Hub error code.
+
+    `path` is the file the request reveals (None for the repo as a whole); `grant` is the
+    subject's access request on this repo, if any.
+    """
     role = namespace_role(subject, policy.namespace)
-    can_see = not policy.private or role is not None
+    if policy.visibility == "private":
+        can_see = role in _WRITE_ROLES
+    elif policy.visibility == "internal":
+        can_see = role in _ALL_ROLES
+    else:
+        can_see = True
     if not can_see:
         return _not_found(subject, policy.repo_id)
 
     if permission in (Permission.REPO_READ, Permission.REPO_DOWNLOAD, Permission.REPO_LIST):
-        return Decision.allow("member of the owning namespace" if policy.private else "public repository")
+        if role is not None:
+            return Decision.allow(f"{role} of {policy.namespace}")
+        if path is not None and not file_visible(policy, grant, now, path):
+            return HIDDEN_ENTRY
+        if permission is Permission.REPO_DOWNLOAD and policy.gated and not (path and is_card_file(path)):
+            if grant is None or not grant.active(now):
+                return _gated(subject, policy, grant, now)
+            return Decision.allow(f"access granted ({grant.tier or 'default'} tier)")
+        return Decision.allow("public repository")
 
-    if permission in (Permission.REPO_WRITE, Permission.REPO_ADMIN):
-        needed = _WRITE_ROLES if permission is Permission.REPO_WRITE else _ADMIN_ROLES
+    if permission is Permission.ACCESS_REQUEST:
+        if subject.anonymous:
+            return Decision(False, "Sign in to request access: pass a token (`hf auth login` or HF_TOKEN).",
+                            401, "Unauthorized")
+        return Decision.allow("signed in")
+
+    if permission in (Permission.REPO_WRITE, Permission.REPO_ADMIN, Permission.REPO_REVIEW):
+        needed = _ADMIN_ROLES if permission is Permission.REPO_ADMIN else _WRITE_ROLES
         if subject.anonymous:
             return Decision(False, "Sign in with a write token to change this repository.", 401, "Unauthorized")
         if role not in needed:
-            what = "write to" if permission is Permission.REPO_WRITE else "administer"
+            what = {Permission.REPO_WRITE: "write to", Permission.REPO_ADMIN: "administer",
+                    Permission.REPO_REVIEW: "review access requests of"}[permission]
+            wanted = "admin" if permission is Permission.REPO_ADMIN else "write"
             return Decision(
                 False,
                 f"You ({subject.name}) may not {what} {policy.repo_id}: ask an admin of "
-                f"{policy.namespace!r} for the {'write' if what == 'write to' else 'admin'} role.",
+                f"{policy.namespace!r} for the {wanted} role.",
                 403,
                 "Forbidden",
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from releasehub.db import Base, UTCDateTime, utcnow
@@ -16,6 +16,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(96), unique=True)
     email: Mapped[str | None] = mapped_column(String(254), default=None)
+    # Set by the operator (releasehub does not send mail): eligibility rules trust only this.
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     fullname: Mapped[str | None] = mapped_column(String(200), default=None)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -21,6 +21,8 @@ def users_create(
     name: str,
     admin: bool = typer.Option(False, "--admin", help="Make the user a server administrator."),
     email: Optional[str] = typer.Option(None, "--email"),
+    email_verified: bool = typer.Option(False, "--email-verified",
+                                        help="The operator vouches for the email (eligibility rules trust it)."),
     fullname: Optional[str] = typer.Option(None, "--fullname"),
     data_dir: Optional[Path] = DataDirOption,
     database_url: Optional[str] = DatabaseUrlOption,
@@ -28,7 +30,24 @@ def users_create(
     """Create a user."""
     with friendly_errors(), database(load_settings(data_dir, database_url)) as db, db.session() as session:
         user = accounts.create_user(session, name, email=email, fullname=fullname, admin=admin)
+        user.email_verified = bool(email and email_verified)
         console.print(f"created user [bold]{user.name}[/bold]" + (" (admin)" if admin else ""))
+
+
+@users_app.command("set-email")
+def users_set_email(
+    name: str,
+    email: str,
+    verified: bool = typer.Option(False, "--verified", help="The operator vouches for the email."),
+    data_dir: Optional[Path] = DataDirOption,
+    database_url: Optional[str] = DatabaseUrlOption,
+) -> None:
+    """Set a user's email, verified or not (releasehub sends no mail: the operator verifies)."""
+    with friendly_errors(), database(load_settings(data_dir, database_url)) as db, db.session() as session:
+        user = accounts.get_user(session, name)
+        user.email = email
+        user.email_verified = verified
+        console.print(f"{name}: email {email}" + (" (verified)" if verified else " (not verified)"))
 
 
 @users_app.command("list")

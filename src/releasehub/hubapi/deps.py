@@ -8,18 +8,22 @@ for every route of the app.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable, Iterator
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from releasehub.access import Permission, RepoPolicy, decide
+from releasehub.access import Decision, Grant, Permission, RepoPolicy, decide
+from releasehub.access import service as access_service
+from releasehub.access.policy import NO_RULES
 from releasehub.accounts.service import ANONYMOUS, Subject, authenticate
 from releasehub.db import utcnow
 from releasehub.errors import ReleasehubError, Unauthorized
 from releasehub.repos import service as repos
 from releasehub.repos.models import Repo
+from releasehub.repos.service import FileState
 from releasehub.services import Services
 
 # Revisions such as "refs/pr/1" arrive URL-encoded as one path segment ("refs%2Fpr%2F1").
@@ -89,36 +93,67 @@ def requires(permission: Permission) -> Callable[..., Subject]:
 
 @dataclass
 class RepoContext:
+    """A repo the subject may act on, with what `decide` needs for its files."""
+
     session: Session
     subject: Subject
     repo: Repo
     services: Services
+    policy: RepoPolicy
+    grant: Grant | None
+    now: datetime
+
+    def decide(self, permission: Permission, path: str | None = None) -> Decision:
+        return decide(self.subject, self.policy, permission, self.now, path, self.grant)
+
+    def visible(self, path: str) -> bool:
+        """Does this file exist for the subject (stages and tiers)?"""
+        return self.decide(Permission.REPO_READ, path).allowed
+
+    def visible_files(self, files: dict[str, FileState]) -> dict[str, FileState]:
+        if self.policy.rules is NO_RULES:
+            return files
+        return {path: state for path, state in files.items() if self.visible(path)}
 
 
 def policy_of(repo: Repo) -> RepoPolicy:
-    return RepoPolicy(repo_id=repo.repo_id, namespace=repo.namespace, private=repo.private)
+    return access_service.repo_policy(repo)
 
 
-def check_policy(subject: Subject, policy: RepoPolicy, permission: Permission, path: str | None = None) -> None:
-    decision = decide(subject, policy, permission, utcnow(), path)
+def _grant_for(session: Session, subject: Subject, repo: Repo, policy: RepoPolicy) -> Grant | None:
+    if subject.anonymous or (not policy.gated and policy.rules is NO_RULES):
+        return None
+    return access_service.grant_of(session, repo, subject)
+
+
+def raise_denied(decision: Decision) -> None:
     if not decision.allowed:
         raise AccessDenied(decision.reason, decision.status, decision.error_code)
 
 
-def check(subject: Subject, repo: Repo, permission: Permission, path: str | None = None) -> None:
-    check_policy(subject, policy_of(repo), permission, path)
+def check_policy(subject: Subject, policy: RepoPolicy, permission: Permission, path: str | None = None,
+                 grant: Grant | None = None) -> None:
+    raise_denied(decide(subject, policy, permission, utcnow(), path, grant))
 
 
-def load_repo_checked(session: Session, subject: Subject, namespace: str, name: str,
-                      permission: Permission, path: str | None = None) -> Repo:
+def repo_context(session: Session, subject: Subject, services: Services, namespace: str, name: str,
+                 permission: Permission) -> RepoContext:
     """The repo, if `decide` lets the subject act on it; a missing repo and a hidden one look the same."""
     repo = repos.find_repo(session, namespace, name.removesuffix(".git"))
     if repo is None:
         status = 401 if subject.anonymous else 404
         hint = " If it is private, pass a token that may read it." if subject.anonymous else ""
         raise AccessDenied(f"Repository {namespace}/{name} not found.{hint}", status, "RepoNotFound")
-    check(subject, repo, permission, path)
-    return repo
+    policy = policy_of(repo)
+    grant = _grant_for(session, subject, repo, policy)
+    ctx = RepoContext(session, subject, repo, services, policy, grant, utcnow())
+    raise_denied(ctx.decide(permission))
+    return ctx
+
+
+def load_repo_checked(session: Session, subject: Subject, namespace: str, name: str,
+                      permission: Permission) -> Repo:
+    return repo_context(session, subject, None, namespace, name, permission).repo  # type: ignore[arg-type]
 
 
 def repo_access(permission: Permission) -> Callable[..., RepoContext]:
@@ -131,9 +166,19 @@ def repo_access(permission: Permission) -> Callable[..., RepoContext]:
         subject: Subject = Depends(get_subject),
         services: Services = Depends(get_services),
     ) -> RepoContext:
-        repo = load_repo_checked(session, subject, namespace, name, permission)
-        return RepoContext(session=session, subject=subject, repo=repo, services=services)
+        return repo_context(session, subject, services, namespace, name, permission)
 
     dependency.permission = permission  # type: ignore[attr-defined]
     dependency.checks_repo = True  # type: ignore[attr-defined]
     return dependency
+
+
+def wake_dispatcher(request: Request) -> None:
+    """After a commit that may have queued webhook deliveries: send them now rather than at the next poll."""
+    dispatcher = getattr(request.app.state, "webhook_dispatcher", None)
+    if dispatcher is not None:
+        dispatcher.wake()
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None

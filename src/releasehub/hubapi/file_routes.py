@@ -19,10 +19,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from releasehub.access import Permission, RepoPolicy
+from releasehub.access import Grant, Permission, RepoPolicy, decide
+from releasehub.access import service as access_service
 from releasehub.accounts.service import Subject
-from releasehub.errors import EntryNotFound
-from releasehub.hubapi.deps import check_policy, decode_segment, load_repo_checked, subject_from_header
+from releasehub.auditlog import EventData
+from releasehub.db import utcnow
+from releasehub.hubapi.deps import decode_segment, raise_denied, repo_context, subject_from_header
 from releasehub.repos import service as repos
 from releasehub.repos.paths import validate_path
 from releasehub.repos.service import FileState
@@ -38,37 +40,56 @@ class ResolvedFile:
     state: FileState
     private: bool
     local: Path | None
+    repo_id: str
+    actor: str | None
+
+
+def _file_decision(subject: Subject, policy: RepoPolicy, grant: Grant | None, path: str, commit_oid: str,
+                   exists: bool) -> None:
+    """Repo visibility first, then existence, then the gate: a hidden file answers exactly as a missing one."""
+    decision = decide(subject, policy, Permission.REPO_DOWNLOAD, utcnow(), path, grant)
+    if decision.error_code == "RepoNotFound":
+        raise_denied(decision)
+    if not exists or decision.hidden:
+        raise repos.missing_file(path, commit_oid)
+    raise_denied(decision)
 
 
 def _lookup(services: Services, authorization: str | None, namespace: str, name: str, revision: str,
             path: str) -> ResolvedFile:
     with services.db.engine.connect() as connection:
         subject = subject_from_header(connection, authorization)
-        found = repos.locate_on_branch(connection, namespace, name, revision, path)
+        found = repos.locate_on_branch(connection, namespace, name, revision, path, subject.user_id)
         if found is not None:
-            # Access first: a file's existence is itself something to hide.
-            check_policy(subject, RepoPolicy(f"{namespace}/{name}", namespace, found.private),
-                         Permission.REPO_DOWNLOAD, path)
+            rules = access_service.cached_rules(found.repo_id, found.policy_version)
+            if rules is None:
+                rules = access_service.rules_from_raw(found.repo_id, found.policy_version,
+                                                      repos.policy_json(connection, found.repo_id))
     if found is None or found.commit_oid is None:
         # No such repo, or the revision is a tag or a commit sha: the general path.
         return _lookup_any_revision(services, subject, namespace, name, revision, path)
-    if found.file is None:
-        raise EntryNotFound(f"{path} does not exist at revision {found.commit_oid[:12]} of this repository.")
-    return _resolved(services, path, found.commit_oid, found.file, found.private)
+    policy = RepoPolicy(f"{namespace}/{name}", namespace, found.visibility, found.gated, rules)
+    grant = Grant(*found.grant) if found.grant is not None else None
+    _file_decision(subject, policy, grant, path, found.commit_oid, found.file is not None)
+    assert found.file is not None
+    return _resolved(services, path, found.commit_oid, found.file, found.private, policy.repo_id, subject)
 
 
 def _lookup_any_revision(services: Services, subject: Subject, namespace: str, name: str, revision: str,
                          path: str) -> ResolvedFile:
     with services.db.session() as session:
-        repo = load_repo_checked(session, subject, namespace, name, Permission.REPO_DOWNLOAD, path)
-        commit = repos.resolve_revision(session, repo, revision)
-        state = repos.get_file(session, commit, path)
-        return _resolved(services, path, commit.oid, state, repo.private)
+        ctx = repo_context(session, subject, services, namespace, name, Permission.REPO_READ)
+        commit = repos.resolve_revision(session, ctx.repo, revision)
+        state = repos.find_file(session, commit, path)
+        _file_decision(subject, ctx.policy, ctx.grant, path, commit.oid, state is not None)
+        assert state is not None
+        return _resolved(services, path, commit.oid, state, ctx.repo.private, ctx.repo.repo_id, subject)
 
 
-def _resolved(services: Services, path: str, commit_oid: str, state: FileState, private: bool) -> ResolvedFile:
+def _resolved(services: Services, path: str, commit_oid: str, state: FileState, private: bool, repo_id: str,
+              subject: Subject) -> ResolvedFile:
     local = services.store.local_path(state.sha256)
-    return ResolvedFile(path, commit_oid, state, private, local)
+    return ResolvedFile(path, commit_oid, state, private, local, repo_id, subject.name)
 
 
 async def file_access(request: Request) -> ResolvedFile:
@@ -114,6 +135,7 @@ async def resolve(request: Request, found: ResolvedFile = Depends(file_access)) 
     if request.method == "HEAD":
         headers["Content-Length"] = str(found.state.size)
         return Response(headers=headers, media_type=media_type)
+    _record_download(request, found)
     if found.local is not None:
         # The blob is stat-ed here, for GET only: a HEAD answers from the database.
         return FileResponse(found.local, headers=headers, media_type=media_type, stat_result=os.stat(found.local))
@@ -121,3 +143,32 @@ async def resolve(request: Request, found: ResolvedFile = Depends(file_access)) 
     handle = store.store.open(found.state.sha256)
     headers["Content-Length"] = str(found.state.size)
     return StreamingResponse(iter(lambda: handle.read(1024 * 1024), b""), headers=headers, media_type=media_type)
+
+
+def _range_length(header: str | None, size: int) -> int:
+    """Bytes a Range header asks for (a single range; the whole file otherwise)."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return size
+    start, _, end = header[6:].partition("-")
+    try:
+        if not start:
+            return min(int(end), size)
+        first = int(start)
+        last = min(int(end), size - 1) if end else size - 1
+    except ValueError:
+        return size
+    return max(0, last - first + 1)
+
+
+def _record_download(request: Request, found: ResolvedFile) -> None:
+    """Every GET that hands out content is an audit event (written in batches off the request path)."""
+    recorder = getattr(request.app.state, "download_recorder", None)
+    if recorder is None:
+        return
+    range_header = request.headers.get("range")
+    recorder.add(EventData(
+        action="file.downloaded", actor=found.actor, repo=found.repo_id, revision=found.commit_oid,
+        path=found.path, bytes=_range_length(range_header, found.state.size),
+        ip=request.client.host if request.client else None,
+        details={"range": range_header} if range_header else None, at=utcnow(),
+    ))

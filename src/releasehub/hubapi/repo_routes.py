@@ -10,11 +10,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from releasehub.access import Permission, RepoPolicy, decide, decide_namespace
+from releasehub.access import Permission, decide, decide_namespace
+from releasehub.access import service as access_service
 from releasehub.accounts import service as accounts
 from releasehub.accounts.service import Subject
 from releasehub.db import utcnow
 from releasehub.errors import BadRequest, RepoExists
+from releasehub.events import emit
 from releasehub.hubapi import shapes
 from releasehub.hubapi.deps import (
     AccessDenied,
@@ -25,7 +27,9 @@ from releasehub.hubapi.deps import (
     load_repo_checked,
     policy_of,
     repo_access,
+    repo_context,
     requires,
+    wake_dispatcher,
 )
 from releasehub.repos import service as repos
 from releasehub.repos.cards import parse_card
@@ -56,18 +60,16 @@ class RepoSettingsBody(BaseModel):
     gated: str | bool | None = None
 
 
-def _wanted_private(private: bool | None, visibility: str | None) -> bool | None:
-    """The requested privacy from `private` (older clients) or `visibility` (newer ones)."""
+def _wanted_visibility(private: bool | None, visibility: str | None) -> str | None:
+    """The requested visibility from `private` (older clients) or `visibility` (newer ones, and `internal`)."""
     if visibility is None:
-        return private
-    if visibility not in ("public", "private"):
-        raise BadRequest(
-            f"Unsupported visibility {visibility!r} for a model repository; use 'public' or 'private'."
-        )
-    wanted = visibility == "private"
-    if private is not None and private != wanted:
+        return None if private is None else ("private" if private else "public")
+    if visibility not in ("public", "private", "internal"):
+        raise BadRequest(f"Unsupported visibility {visibility!r} for a model repository; "
+                         "use 'public', 'internal' (members of the owning organisation) or 'private'.")
+    if private is not None and private != (visibility != "public"):
         raise BadRequest("`private` and `visibility` disagree; send only one of them.")
-    return wanted
+    return visibility
 
 
 def repo_url(request: Request, repo_id: str) -> str:
@@ -95,7 +97,7 @@ def create_repo(
     services: Services = Depends(get_services),
 ) -> dict[str, Any]:
     _check_type(body.type)
-    private = bool(_wanted_private(body.private, body.visibility))
+    visibility = _wanted_visibility(body.private, body.visibility) or "public"
     namespace, name = _split(body.name, body.organization)
     namespace = namespace or subject.name or ""
     decision = decide_namespace(subject, namespace, accounts.namespace_exists(session, namespace))
@@ -109,8 +111,10 @@ def create_repo(
             url=repo_url(request, existing.repo_id),
         )
     repo = repos.create_repo(
-        session, services.store, namespace, name, author=subject.name or "", private=private
+        session, services.store, namespace, name, author=subject.name or "", visibility=visibility
     )
+    access_service.check_visibility(session, repo, visibility)  # raising rolls the new repo back
+    emit(session, "repo.created", repo, actor=subject.name, details={"visibility": visibility})
     session.commit()
     return {"url": repo_url(request, repo.repo_id), "name": repo.repo_id, "id": f"{repo.id:024x}"}
 
@@ -125,6 +129,7 @@ def delete_repo(
     namespace, name = _split(body.name, body.organization)
     namespace = namespace or subject.name or ""
     repo = load_repo_checked(session, subject, namespace, name, Permission.REPO_ADMIN)
+    emit(session, "repo.deleted", repo, actor=subject.name)
     repos.delete_repo(session, repo)
     session.commit()
     return {"deleted": f"{namespace}/{name}"}
@@ -132,19 +137,18 @@ def delete_repo(
 
 @router.put("/api/models/{namespace}/{name}/settings")
 def update_settings(
-    body: RepoSettingsBody, ctx: RepoContext = Depends(repo_access(Permission.REPO_ADMIN))
+    request: Request, body: RepoSettingsBody, ctx: RepoContext = Depends(repo_access(Permission.REPO_ADMIN))
 ) -> dict[str, Any]:
-    if body.gated not in (None, False, "false", "False"):
-        raise BadRequest("Gated repositories are not supported by this server yet; leave `gated` unset.")
-    private = _wanted_private(body.private, body.visibility)
-    if private is not None:
-        ctx.repo.private = private
+    visibility = _wanted_visibility(body.private, body.visibility)
+    access_service.update_settings(ctx.session, ctx.repo, visibility=visibility, gated=body.gated,
+                                   actor=ctx.subject.name)
     ctx.session.commit()
-    return {"private": ctx.repo.private, "gated": False}
+    wake_dispatcher(request)
+    return {"private": ctx.repo.private, "visibility": ctx.repo.visibility, "gated": ctx.repo.gated or False}
 
 
 def _config_summary(ctx: RepoContext, files: dict[str, repos.FileState]) -> dict[str, Any] | None:
-    state = files.get("config.json")
+    state = files.get("config.json")  # `files` holds only what the subject may see
     if state is None or state.size > 1024 * 1024:
         return None
     try:
@@ -158,12 +162,13 @@ def _config_summary(ctx: RepoContext, files: dict[str, repos.FileState]) -> dict
 
 def _model_info(ctx: RepoContext, revision: str, blobs: bool) -> dict[str, Any]:
     commit = repos.resolve_revision(ctx.session, ctx.repo, revision)
-    files = repos.commit_files(ctx.session, commit)
-    return shapes.model_info(
-        ctx.repo, commit, files, with_blobs=blobs,
-        used_storage=repos.used_storage(ctx.session, ctx.repo),
-        config=_config_summary(ctx, files),
-    )
+    all_files = repos.commit_files(ctx.session, commit)
+    files = ctx.visible_files(all_files)
+    # The repo's total storage would reveal the size of hidden files: outsiders of a staged or
+    # tiered repo get the size of what they can see.
+    used = repos.used_storage(ctx.session, ctx.repo) if files is all_files else sum(f.size for f in files.values())
+    return shapes.model_info(ctx.repo, commit, files, with_blobs=blobs, used_storage=used,
+                             config=_config_summary(ctx, files))
 
 
 @router.get("/api/models/{namespace}/{name}")
@@ -188,15 +193,16 @@ def list_models(
     full: bool = Query(False),
     subject: Subject = Depends(requires(Permission.REPO_LIST)),
     session: Session = Depends(get_session),
+    services: Services = Depends(get_services),
 ) -> list[dict[str, Any]]:
-    now = utcnow()
     results: list[dict[str, Any]] = []
     for repo in repos.list_repos(session, author=author, search=search):
-        policy = RepoPolicy(repo.repo_id, repo.namespace, repo.private)
-        if not decide(subject, policy, Permission.REPO_READ, now).allowed:
+        try:
+            ctx = repo_context(session, subject, services, repo.namespace, repo.name, Permission.REPO_READ)
+        except AccessDenied:
             continue
         commit = repos.resolve_revision(session, repo, repos.DEFAULT_BRANCH)
-        files = repos.commit_files(session, commit) if full else {}
+        files = ctx.visible_files(repos.commit_files(session, commit)) if full else {}
         info = shapes.model_info(repo, commit, files, with_blobs=False)
         if not full:
             info.pop("siblings", None)

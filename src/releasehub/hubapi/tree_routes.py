@@ -27,7 +27,8 @@ def _tree(request: Request, response: Response, ctx: RepoContext, revision: str,
     path = decode_segment(path).strip("/")
     if path:
         validate_path(path)
-    entries = repos.tree_entries(repos.commit_files(ctx.session, commit), path, recursive)
+    # Files a stage or tier hides do not exist for this subject: filtered before folders are derived.
+    entries = repos.tree_entries(ctx.visible_files(repos.commit_files(ctx.session, commit)), path, recursive)
     page = entries[cursor : cursor + limit]
     if cursor + limit < len(entries):
         query = dict(request.query_params)
@@ -88,7 +89,7 @@ async def paths_info(
     if len(paths) > MAX_PATHS_INFO:
         raise BadRequest(f"Ask for at most {MAX_PATHS_INFO} paths at once.")
     commit = repos.resolve_revision(ctx.session, ctx.repo, decode_segment(revision))
-    files = repos.commit_files(ctx.session, commit)
+    files = ctx.visible_files(repos.commit_files(ctx.session, commit))
     found = []
     for path in paths:
         info = repos.path_info(files, path.strip("/")) if path.strip("/") else None

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from releasehub.access import Permission
+from releasehub.access import service as access_service
 from releasehub.accounts.service import Subject
 from releasehub.errors import BadRequest, InvalidCommit, NotFound, PayloadTooLarge
 from releasehub.hubapi.deps import RepoContext, decode_segment, get_services, repo_access, requires
@@ -400,7 +401,9 @@ async def commit(
             title=summary, message=description, author=ctx.subject.name or "", parent_commit=parent,
             max_regular_bytes=settings.max_regular_file_bytes,
         )
+        access_service.on_new_revision(ctx.session, ctx.repo, new, decode_segment(revision), ctx.subject.name)
         ctx.session.commit()
+        wake_dispatcher(request)
         return new.oid
 
     oid = await run_in_threadpool(write)

@@ -9,6 +9,9 @@ from releasehub.db import Base, migration_engine
 # Import every model module so that Base.metadata knows all tables.
 from releasehub.accounts import models as _accounts  # noqa: F401
 from releasehub.repos import models as _repos  # noqa: F401
+from releasehub.access import models as _access  # noqa: F401
+from releasehub.auditlog import models as _audit  # noqa: F401
+from releasehub.webhooks import models as _webhooks  # noqa: F401
 
 config = context.config
 target_metadata = Base.metadata

@@ -24,13 +24,24 @@ class Repo(Base):
     repo_type: Mapped[str] = mapped_column(String(16), default="model")
     namespace: Mapped[str] = mapped_column(String(96))
     name: Mapped[str] = mapped_column(String(96))
+    # private is kept equal to `visibility != "public"`: the Hub's `private` flag, and cheap to filter on.
     private: Mapped[bool] = mapped_column(Boolean, default=False)
+    visibility: Mapped[str] = mapped_column(String(16), default="public", server_default="public")
+    gated: Mapped[str | None] = mapped_column(String(8), default=None)  # None | "auto" | "manual"
+    # The release policy document (access/policy.py), without visibility and gated; bumped
+    # `policy_version` lets every replica cache the compiled rules safely.
+    policy: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    policy_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     @property
     def repo_id(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    def set_visibility(self, visibility: str) -> None:
+        self.visibility = visibility
+        self.private = visibility != "public"
 
 
 class Blob(Base):

@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from sqlalchemy import bindparam, delete, func, select, update
@@ -34,6 +34,7 @@ from releasehub.errors import (
 )
 from releasehub.names import validate_name
 from releasehub.repos.cards import CARD_FILENAME, parse_card_bytes
+from releasehub.access.models import AccessRequest
 from releasehub.repos.models import Blob, Commit, CommitFile, Ref, Repo
 from releasehub.repos.paths import git_blob_oid, lfs_git_oid, validate_path
 from releasehub.storage import BlobStore
@@ -166,12 +167,14 @@ _FILE_AT_COMMIT = select(CommitFile.sha256, CommitFile.size, CommitFile.git_oid,
 
 # The common download (a file on a branch) in one query: repo, branch head and file entry.
 _FILE_ON_BRANCH = (
-    select(Repo.id, Repo.private, Commit.oid, CommitFile.sha256, CommitFile.size, CommitFile.git_oid,
-           CommitFile.lfs)
+    select(Repo.id, Repo.visibility, Repo.gated, Repo.policy_version, Commit.oid, CommitFile.sha256,
+           CommitFile.size, CommitFile.git_oid, CommitFile.lfs, AccessRequest.status, AccessRequest.tier,
+           AccessRequest.expires_at, AccessRequest.reason)
     .select_from(Repo)
     .outerjoin(Ref, (Ref.repo_id == Repo.id) & (Ref.kind == "branch") & (Ref.name == bindparam("revision")))
     .outerjoin(Commit, Commit.id == Ref.commit_id)
     .outerjoin(CommitFile, (CommitFile.commit_id == Commit.id) & (CommitFile.path == bindparam("path")))
+    .outerjoin(AccessRequest, (AccessRequest.repo_id == Repo.id) & (AccessRequest.user_id == bindparam("user_id")))
     .where(Repo.repo_type == "model", Repo.namespace == bindparam("namespace"), Repo.name == bindparam("name"))
 )
 
@@ -181,22 +184,43 @@ class BranchFile:
     """What `locate_on_branch` found: the repo always; the commit and file when they exist."""
 
     repo_id: int
-    private: bool
+    visibility: str
+    gated: str | None
+    policy_version: int
     commit_oid: str | None
     file: FileState | None
+    # The subject's access request on this repo: (status, tier, expires_at, reason), or None.
+    grant: tuple[str, str | None, datetime | None, str | None] | None
+
+    @property
+    def private(self) -> bool:
+        return self.visibility != "public"
 
 
 def locate_on_branch(executor: Session | Connection, namespace: str, name: str, revision: str,
-                     path: str) -> BranchFile | None:
+                     path: str, user_id: int | None = None) -> BranchFile | None:
     """None when the repo does not exist. Callers decide access before using the rest."""
     row = executor.execute(
-        _FILE_ON_BRANCH, {"namespace": namespace, "name": name, "revision": revision, "path": path}
+        _FILE_ON_BRANCH,
+        {"namespace": namespace, "name": name, "revision": revision, "path": path, "user_id": user_id or -1},
     ).first()
     if row is None:
         return None
-    repo_id, private, oid, sha, size, git_oid, lfs = row
+    repo_id, visibility, gated, version, oid, sha, size, git_oid, lfs, g_status, g_tier, g_expires, g_reason = row
     state = FileState(sha, size, git_oid, lfs) if sha is not None else None
-    return BranchFile(repo_id, private, oid, state)
+    grant = (g_status, g_tier, _aware(g_expires), g_reason) if g_status is not None else None
+    return BranchFile(repo_id, visibility, gated, version or 0, oid, state, grant)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # A Core query over a Connection returns what the driver gives; SQLite gives naive UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def policy_json(executor: Session | Connection, repo_pk: int) -> dict[str, Any] | None:
+    return executor.execute(select(Repo.policy).where(Repo.id == repo_pk)).scalar()  # type: ignore[no-any-return]
 
 
 def get_repo(session: Session, namespace: str, name: str, repo_type: str = "model") -> Repo:
@@ -218,14 +242,15 @@ def create_repo(
     *,
     author: str,
     private: bool = False,
+    visibility: str | None = None,
     repo_type: str = "model",
 ) -> Repo:
     validate_name(name, "repository name")
     if find_repo(session, namespace, name, repo_type) is not None:
         raise RepoExists(f"You already created this {repo_type} repo: {namespace}/{name}.")
     now = utcnow()
-    repo = Repo(repo_type=repo_type, namespace=namespace, name=name, private=private, created_at=now,
-                updated_at=now)
+    repo = Repo(repo_type=repo_type, namespace=namespace, name=name, created_at=now, updated_at=now)
+    repo.set_visibility(visibility or ("private" if private else "public"))
     session.add(repo)
     session.flush()
     # Like the Hub, a new repo starts with one commit holding the default .gitattributes, so
@@ -294,11 +319,21 @@ def commit_files(session: Session, commit: Commit) -> dict[str, FileState]:
     return {path: FileState(sha, size, oid, lfs) for path, sha, size, oid, lfs in rows}
 
 
-def get_file(session: Session, commit: Commit, path: str) -> FileState:
+def missing_file(path: str, commit_oid: str) -> EntryNotFound:
+    """The one error for a file that does not exist (or is hidden) at a revision."""
+    return EntryNotFound(f"{path} does not exist at revision {commit_oid[:12]} of this repository.")
+
+
+def find_file(session: Session, commit: Commit, path: str) -> FileState | None:
     row = session.execute(_FILE_AT_COMMIT, {"commit_id": commit.id, "path": path}).first()
-    if row is None:
-        raise EntryNotFound(f"{path} does not exist at revision {commit.oid[:12]} of this repository.")
-    return FileState(*row)
+    return FileState(*row) if row is not None else None
+
+
+def get_file(session: Session, commit: Commit, path: str) -> FileState:
+    state = find_file(session, commit, path)
+    if state is None:
+        raise missing_file(path, commit.oid)
+    return state
 
 
 def tree_entries(files: dict[str, FileState], path: str = "", recursive: bool = False) -> list[TreeEntry]:

@@ -1,0 +1,533 @@
+"""Release policies and access requests over the database: what routes and the CLI call.
+
+`decide` stays pure; this module builds its inputs (`RepoPolicy`, `Grant`) from rows, stores
+policy changes, and moves access requests through their states, recording each change in the
+audit log (and the webhook outbox) in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from releasehub.access.decide import Grant, RepoPolicy
+from releasehub.access.eligibility import Applicant, check_eligibility, declared_country, validate_form
+from releasehub.access.licenses import ResolvedLicense, license_from_card, license_text_for_acceptance
+from releasehub.access.models import AccessRequest
+from releasehub.access.policy import (
+    NO_RULES,
+    PolicyDoc,
+    PolicyError,
+    ReleaseRules,
+    compile_rules,
+    document_json,
+    parse_policy,
+    policy_from_card,
+)
+from releasehub.accounts.models import User
+from releasehub.accounts.service import Subject, get_user
+from releasehub.db import utcnow
+from releasehub.errors import (
+    AlreadyRequested,
+    BadRequest,
+    LicenseChanged,
+    LicenseNotAccepted,
+    NotFound,
+)
+from releasehub.errors import NotGated as NothingToRequest
+from releasehub.events import emit
+from releasehub.repos import service as repos
+from releasehub.repos.models import Repo
+from releasehub.storage import BlobStore
+
+DEFAULT_PROMPT = "You need to agree to share your contact information to access this model."
+LICENSE_FILES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "LICENCE", "LICENCE.md", "LICENCE.txt")
+STATUSES = ("pending", "accepted", "rejected")
+
+
+# ---------------------------------------------------------------------------------------------
+# Policies
+
+
+_rules_cache: dict[int, tuple[int, ReleaseRules, PolicyDoc]] = {}
+_rules_lock = threading.Lock()
+
+
+def _compiled(repo_pk: int, version: int, raw: dict[str, Any] | None) -> tuple[ReleaseRules, PolicyDoc]:
+    cached = _rules_cache.get(repo_pk)
+    if cached is not None and cached[0] == version:
+        return cached[1], cached[2]
+    doc = PolicyDoc.model_validate(raw or {})
+    rules = compile_rules(doc)
+    with _rules_lock:
+        if len(_rules_cache) > 10_000:
+            _rules_cache.clear()
+        _rules_cache[repo_pk] = (version, rules, doc)
+    return rules, doc
+
+
+def cached_rules(repo_pk: int, version: int) -> ReleaseRules | None:
+    """The compiled rules when this process already holds this version (the hot path skips a query)."""
+    if version == 0:
+        return NO_RULES
+    cached = _rules_cache.get(repo_pk)
+    return cached[1] if cached is not None and cached[0] == version else None
+
+
+def rules_from_raw(repo_pk: int, version: int, raw: dict[str, Any] | None) -> ReleaseRules:
+    return _compiled(repo_pk, version, raw)[0] if version else NO_RULES
+
+
+def stored_doc(repo: Repo) -> PolicyDoc:
+    return _compiled(repo.id, repo.policy_version, repo.policy)[1]
+
+
+def repo_policy(repo: Repo) -> RepoPolicy:
+    rules = rules_from_raw(repo.id, repo.policy_version, repo.policy)
+    return RepoPolicy(repo.repo_id, repo.namespace, repo.visibility, repo.gated, rules)
+
+
+def effective_doc(repo: Repo) -> dict[str, Any]:
+    """The whole policy as stored, with visibility and gated (what `policy show` prints)."""
+    doc = document_json(stored_doc(repo))
+    return {"visibility": repo.visibility, "gated": repo.gated or False, **doc}
+
+
+def check_visibility(session: Session, repo: Repo, visibility: str) -> None:
+    if visibility == "internal":
+        from releasehub.accounts.models import Org
+
+        if session.scalar(select(Org.id).where(Org.name == repo.namespace)) is None:
+            raise BadRequest(f"`internal` means every member of the owning organisation, and {repo.namespace!r} "
+                             "is a user: use private or public, or move the repo to an organisation.")
+
+
+def set_policy(session: Session, repo: Repo, raw: Any, actor: str | None, now: datetime | None = None,
+               source: str = "api") -> dict[str, Any]:
+    """Replaces the repo's policy with the document `raw` (validated whole; nothing changes on error)."""
+    now = now or utcnow()
+    try:
+        doc = parse_policy(raw, now)
+    except PolicyError as exc:
+        raise BadRequest(str(exc)) from None
+    before = effective_doc(repo)
+    if doc.visibility is not None:
+        check_visibility(session, repo, doc.visibility)
+        repo.set_visibility(doc.visibility)
+    if doc.gated is not None:
+        repo.gated = doc.gated or None
+    stored = document_json(doc.model_copy(update={"visibility": None, "gated": None}))
+    stored.pop("visibility", None)
+    stored.pop("gated", None)
+    _store(session, repo, stored, before, actor, source)
+    return effective_doc(repo)
+
+
+def _store(session: Session, repo: Repo, stored: dict[str, Any], before: dict[str, Any], actor: str | None,
+           source: str) -> None:
+    repo.policy = stored or None
+    repo.policy_version = (repo.policy_version or 0) + 1
+    session.flush()
+    after = effective_doc(repo)
+    if after != before:
+        changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        emit(session, "policy.changed", repo, actor=actor,
+             details={"source": source, "changed": changed, "policy": after})
+
+
+def update_settings(session: Session, repo: Repo, *, visibility: str | None, gated: Any, actor: str | None) -> None:
+    """The Hub's settings call: visibility and gate mode."""
+    before = effective_doc(repo)
+    if visibility is not None:
+        check_visibility(session, repo, visibility)
+        repo.set_visibility(visibility)
+    if gated is not None:
+        if gated in (False, "false", "False"):
+            repo.gated = None
+        elif gated in ("auto", "manual"):
+            repo.gated = gated
+        else:
+            raise BadRequest(f"Invalid gated value {gated!r}: use 'auto', 'manual' or false.")
+    session.flush()
+    after = effective_doc(repo)
+    if after != before:
+        changed = sorted(k for k in after if before.get(k) != after.get(k))
+        emit(session, "policy.changed", repo, actor=actor,
+             details={"source": "settings", "changed": changed, "policy": after})
+
+
+def apply_card(session: Session, repo: Repo, card: dict[str, Any] | None, actor: str | None,
+               now: datetime | None = None) -> str | None:
+    """A commit changed README.md on main: the card's policy keys replace the stored ones.
+
+    Returns a problem message when the card's policy is invalid (the stored policy then stays
+    as it was, and the problem is shown as the card's error).
+    """
+    from_card = policy_from_card(card, now or utcnow())
+    if not from_card:
+        return None
+    merged = {**(repo.policy or {}), **from_card}
+    try:
+        doc = parse_policy(merged, now or utcnow())
+    except PolicyError as exc:
+        return f"releasehub policy in the card was not applied: {exc}"
+    before = effective_doc(repo)
+    stored = document_json(doc)
+    stored.pop("visibility", None)
+    stored.pop("gated", None)
+    if stored != (repo.policy or {}):
+        _store(session, repo, stored, before, actor, "card")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Grants
+
+
+def grant_row(session: Session, repo: Repo, user_id: int | None) -> AccessRequest | None:
+    if user_id is None:
+        return None
+    return session.scalar(select(AccessRequest).where(AccessRequest.repo_id == repo.id,
+                                                      AccessRequest.user_id == user_id))
+
+
+def as_grant(row: AccessRequest | None) -> Grant | None:
+    if row is None:
+        return None
+    return Grant(row.status, row.tier, row.expires_at, row.reason)
+
+
+def grant_of(session: Session, repo: Repo, subject: Subject) -> Grant | None:
+    return as_grant(grant_row(session, repo, subject.user_id))
+
+
+# ---------------------------------------------------------------------------------------------
+# Terms: what a requester reads and accepts
+
+
+@dataclass(frozen=True)
+class Terms:
+    license: ResolvedLicense
+    license_text: str
+    license_sha256: str
+    license_version: str
+    prompt: str
+    prompt_sha256: str
+    doc: PolicyDoc
+    gated: str | None
+
+    def as_json(self, repo: Repo) -> dict[str, Any]:
+        terms = self.license.terms
+        return {
+            "repo": repo.repo_id,
+            "gated": self.gated or False,
+            "heading": self.doc.gate.heading,
+            "prompt": self.prompt,
+            "promptSha256": self.prompt_sha256,
+            "description": self.doc.gate.description,
+            "buttonContent": self.doc.gate.button_content,
+            "fields": [f.model_dump(mode="json") for f in self.doc.gate.fields],
+            "license": {
+                "id": self.license.id,
+                "name": self.license.name,
+                "link": self.license.link,
+                "known": self.license.known,
+                "version": self.license_version,
+                "sha256": self.license_sha256,
+                "text": self.license_text,
+                "terms": None if terms is None else {
+                    "commercial_use": terms.commercial_use,
+                    "user_threshold": terms.user_threshold,
+                    "field_of_use_restrictions": list(terms.field_of_use_restrictions),
+                    "train_on_outputs": terms.train_on_outputs,
+                    "attribution": terms.attribution,
+                    "derivative_naming": terms.derivative_naming,
+                    "osi_approved": terms.osi_approved,
+                },
+            },
+            "eligibility": self.doc.eligibility.model_dump(mode="json", exclude_defaults=True),
+            "tiers": [
+                {"name": t.name, "components": list(t.components), "review": t.review or self.gated or "manual",
+                 "grant_days": t.grant_days or self.doc.grant_days, "description": t.description}
+                for t in self.doc.tiers
+            ],
+            "defaultTier": compile_rules(self.doc).default_tier,
+        }
+
+
+def _license_file(session: Session, store: BlobStore, repo: Repo) -> str | None:
+    commit = repos.resolve_revision(session, repo, repos.DEFAULT_BRANCH)
+    files = repos.commit_files(session, commit)
+    for name in LICENSE_FILES:
+        state = files.get(name)
+        if state is not None and state.size <= 1024 * 1024:
+            try:
+                return store.read_bytes(state.sha256).decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def terms(session: Session, store: BlobStore, repo: Repo) -> Terms:
+    doc = stored_doc(repo)
+    commit = repos.resolve_revision(session, repo, repos.DEFAULT_BRANCH)
+    card = dict(commit.card_data or {})
+    if doc.license:
+        card["license"] = doc.license
+    resolved = license_from_card(card)
+    text, sha, version = license_text_for_acceptance(resolved, _license_file(session, store, repo))
+    prompt = doc.gate.prompt or DEFAULT_PROMPT
+    return Terms(resolved, text, sha, version, prompt, hashlib.sha256(prompt.encode()).hexdigest(), doc, repo.gated)
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests
+
+
+def _requestable(repo: Repo, doc: PolicyDoc) -> None:
+    if not repo.gated and not doc.tiers:
+        raise NothingToRequest(f"{repo.repo_id} is not gated and has no access tiers: download it directly.")
+
+
+def _pick_tier(repo: Repo, doc: PolicyDoc, wanted: str | None) -> str | None:
+    if not doc.tiers:
+        if wanted:
+            raise BadRequest(f"{repo.repo_id} has no access tiers; leave out the tier.")
+        return None
+    default = compile_rules(doc).default_tier
+    names = [t.name for t in doc.tiers]
+    requestable = [n for n in names if n != default]
+    if wanted is None:
+        if len(requestable) == 1:
+            return requestable[0]
+        raise BadRequest(f"Name the tier you ask for: one of {', '.join(requestable)}.")
+    if wanted not in names:
+        raise BadRequest(f"Unknown tier {wanted!r}; the tiers of {repo.repo_id} are {', '.join(names)}.")
+    if wanted == default:
+        raise BadRequest(f"Tier {wanted!r} is open to everyone who can see the repo; nothing to request.")
+    return wanted
+
+
+def _review_mode(repo: Repo, doc: PolicyDoc, tier: str | None) -> str:
+    for t in doc.tiers:
+        if t.name == tier and t.review:
+            return t.review
+    return repo.gated or "manual"
+
+
+def _grant_days(doc: PolicyDoc, tier: str | None) -> int | None:
+    for t in doc.tiers:
+        if t.name == tier and t.grant_days:
+            return t.grant_days
+    return doc.grant_days
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    row: AccessRequest
+    refusal: str | None = None
+
+
+def request_access(
+    session: Session,
+    store: BlobStore,
+    repo: Repo,
+    subject: Subject,
+    *,
+    fields: dict[str, Any],
+    tier: str | None,
+    accept_license: bool,
+    license_sha256: str | None,
+    ip: str | None,
+    geo_country: str | None = None,
+    now: datetime | None = None,
+) -> RequestOutcome:
+    now = now or utcnow()
+    doc = stored_doc(repo)
+    _requestable(repo, doc)
+    user = session.get(User, subject.user_id)
+    if user is None:
+        raise NotFound("Your account no longer exists.")
+    chosen = _pick_tier(repo, doc, tier)
+    row = grant_row(session, repo, user.id)
+    if row is not None:
+        active = row.status == "accepted" and (row.expires_at is None or row.expires_at > now)
+        if active and (chosen is None or chosen == row.tier):
+            raise AlreadyRequested(f"You already have access to {repo.repo_id}"
+                                   f"{f' ({row.tier} tier)' if row.tier else ''}.")
+        if row.status == "pending":
+            raise AlreadyRequested(f"Your request for {repo.repo_id} is already pending review "
+                                   f"(since {row.created_at:%Y-%m-%d %H:%M} UTC).")
+    problems = validate_form(doc.gate, fields)
+    if problems:
+        raise BadRequest("The access form is incomplete: " + "; ".join(problems) + ".")
+    current = terms(session, store, repo)
+    if not accept_license:
+        raise LicenseNotAccepted(
+            f"Read the terms of {repo.repo_id} (`releasehub access terms {repo.repo_id}` or GET "
+            f"/api/models/{repo.repo_id}/access-terms) and accept them: --accept-license."
+        )
+    if license_sha256 != current.license_sha256:
+        raise LicenseChanged(
+            "The license text you accepted is not the current one "
+            f"(current sha256 {current.license_sha256[:12]}, version {current.license_version}): read it again "
+            "and accept the current text."
+        )
+    if row is None:
+        row = AccessRequest(request_id=uuid.uuid4().hex, repo_id=repo.id, user_id=user.id)
+        session.add(row)
+    row.status = "pending"
+    row.tier = chosen
+    row.fields = dict(fields) or None
+    row.license_id = current.license.id
+    row.license_version = current.license_version
+    row.license_sha256 = current.license_sha256
+    row.prompt_sha256 = current.prompt_sha256
+    row.ip = ip
+    row.created_at = now
+    row.decided_at = row.decided_by = row.reason = row.expires_at = None
+    row.revoked = False
+    applicant = Applicant(fields, user.email, user.email_verified, geo_country)
+    row.country = declared_country(applicant) or geo_country
+    session.flush()
+    details = {"request_id": row.request_id, "user": user.name, "tier": chosen, "license": current.license.id,
+               "license_version": current.license_version, "license_sha256": current.license_sha256,
+               "prompt_sha256": current.prompt_sha256, "fields": row.fields, "country": row.country}
+    emit(session, "access.requested", repo, actor=user.name, ip=ip, details=details)
+    refusal = check_eligibility(doc.eligibility, applicant, now.date())
+    if refusal is not None:
+        _decide(session, repo, row, user, "rejected", f"Not eligible ({refusal.rule}): {refusal.message}",
+                f"releasehub:eligibility:{refusal.rule}", now)
+        return RequestOutcome(row, row.reason)
+    if _review_mode(repo, doc, chosen) == "auto":
+        _decide(session, repo, row, user, "accepted", None, "releasehub:auto", now)
+    return RequestOutcome(row)
+
+
+def _decide(session: Session, repo: Repo, row: AccessRequest, user: User, status: str, reason: str | None,
+            actor: str, now: datetime, expires_at: datetime | None = None, tier: str | None = None) -> None:
+    previous = row.status
+    doc = stored_doc(repo)
+    if tier is not None:
+        row.tier = _pick_tier(repo, doc, tier)
+    row.status = status
+    row.decided_at = now
+    row.decided_by = actor
+    row.reason = reason if status == "rejected" else None
+    if status == "accepted":
+        days = _grant_days(doc, row.tier)
+        row.expires_at = expires_at or (now + timedelta(days=days) if days else None)
+        row.revoked = False
+    else:
+        row.expires_at = None
+    row.revoked = status == "rejected" and previous == "accepted"
+    session.flush()
+    if status == "accepted":
+        action = "access.accepted"
+    elif status == "rejected":
+        action = "access.revoked" if row.revoked else "access.rejected"
+    else:
+        action = "access.cancelled"
+    emit(session, action, repo, actor=actor, details={
+        "request_id": row.request_id, "user": user.name, "previous": previous, "tier": row.tier,
+        "reason": row.reason, "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+    })
+
+
+def _find_request(session: Session, repo: Repo, user: str | None, request_id: str | None) -> tuple[AccessRequest, User]:
+    query = select(AccessRequest, User).join(User, User.id == AccessRequest.user_id).where(
+        AccessRequest.repo_id == repo.id)
+    if request_id:
+        query = query.where(AccessRequest.request_id == request_id)
+    elif user:
+        query = query.where(User.name == user)
+    else:
+        raise BadRequest("Name the request: send `user` or `requestId`.")
+    found = session.execute(query).first()
+    if found is None:
+        who = f"user {user!r}" if user else f"id {request_id!r}"
+        raise NotFound(f"No access request from {who} on {repo.repo_id}.")
+    return found[0], found[1]
+
+
+def handle_request(session: Session, repo: Repo, actor: str, *, user: str | None, request_id: str | None,
+                   status: str, reason: str | None = None, expires_at: datetime | None = None,
+                   tier: str | None = None, now: datetime | None = None) -> AccessRequest:
+    """The Hub's `user-access-request/handle`: accept, reject (with a reason) or cancel (back to pending)."""
+    now = now or utcnow()
+    if status not in STATUSES:
+        raise BadRequest(f"Unknown status {status!r}: use accepted, rejected or pending.")
+    if reason is not None and status != "rejected":
+        raise BadRequest("A rejection reason goes with status 'rejected' only.")
+    if expires_at is not None and expires_at <= now:
+        raise BadRequest("The expiry must lie in the future.")
+    row, requester = _find_request(session, repo, user, request_id)
+    if status == row.status and status != "accepted":
+        raise BadRequest(f"The request of {requester.name} is already {status}.")
+    if status == "pending":
+        row.created_at = row.created_at or now
+    _decide(session, repo, row, requester, status, reason, actor, now, expires_at, tier)
+    return row
+
+
+def grant_access(session: Session, repo: Repo, actor: str, user: str, *, tier: str | None = None,
+                 expires_at: datetime | None = None, now: datetime | None = None) -> AccessRequest:
+    """The Hub's `user-access-request/grant`: access without a request."""
+    now = now or utcnow()
+    doc = stored_doc(repo)
+    if not repo.gated and not doc.tiers:
+        raise NothingToRequest(f"{repo.repo_id} is not gated and has no access tiers: there is nothing to grant.")
+    target = get_user(session, user)
+    chosen = _pick_tier(repo, doc, tier)
+    row = grant_row(session, repo, target.id)
+    if row is not None and row.status == "accepted" and (row.expires_at is None or row.expires_at > now) \
+            and (chosen is None or row.tier == chosen):
+        raise BadRequest(f"{user} already has access to {repo.repo_id}.")
+    if row is None:
+        row = AccessRequest(request_id=uuid.uuid4().hex, repo_id=repo.id, user_id=target.id, status="pending",
+                            created_at=now)
+        session.add(row)
+        session.flush()
+    row.tier = chosen
+    _decide(session, repo, row, target, "accepted", None, actor, now, expires_at)
+    return row
+
+
+def list_requests(session: Session, repo: Repo, status: str, *, offset: int = 0,
+                  limit: int = 1000) -> list[tuple[AccessRequest, User]]:
+    if status not in STATUSES:
+        raise BadRequest(f"Unknown status {status!r}: use pending, accepted or rejected.")
+    rows = session.execute(
+        select(AccessRequest, User).join(User, User.id == AccessRequest.user_id)
+        .where(AccessRequest.repo_id == repo.id, AccessRequest.status == status)
+        .order_by(AccessRequest.created_at, AccessRequest.id).offset(offset).limit(limit)
+    ).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def status_of(row: AccessRequest | None, now: datetime) -> str:
+    if row is None:
+        return "none"
+    if row.status == "accepted" and row.expires_at is not None and row.expires_at <= now:
+        return "expired"
+    if row.status == "rejected" and row.revoked:
+        return "revoked"
+    return row.status
+
+
+def on_new_revision(session: Session, repo: Repo, commit: Any, branch: str, actor: str | None) -> None:
+    """A commit landed on `branch`: record it, tell webhooks, and apply the card's policy on main."""
+    emit(session, "revision.pushed", repo, actor=actor, revision=commit.oid, webhook_event="repo.revision",
+         details={"branch": branch, "title": commit.title})
+    if branch == repos.DEFAULT_BRANCH and commit.card_data is not None:
+        problem = apply_card(session, repo, commit.card_data, actor)
+        if problem and not commit.card_error:
+            commit.card_error = problem
+            session.flush()

@@ -1,0 +1,176 @@
+"""Registering webhooks, and queueing their deliveries in the caller's transaction.
+
+`enqueue` only inserts rows (the outbox): nothing is sent before the transaction that describes
+the change commits, and nothing is sent at all when it rolls back. `dispatcher.Dispatcher` sends
+the rows later.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Iterable
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from releasehub.db import utcnow
+from releasehub.errors import BadRequest, NotFound
+from releasehub.repos.models import Repo
+from releasehub.webhooks.models import PENDING, Webhook, WebhookDelivery
+
+# The events a webhook may subscribe to, each with what it tells the receiver.
+EVENTS: dict[str, str] = {
+    "access.requested": "someone requested access to the repo (pending review, or granted at once)",
+    "access.accepted": "an access request was accepted, or access was granted directly",
+    "access.rejected": "an access request was rejected",
+    "access.revoked": "a granted access was revoked",
+    "access.cancelled": "a requester cancelled their access request",
+    "repo.revision": "a new commit landed on a branch",
+    "policy.changed": "the release policy, visibility or gate of the repo changed",
+}
+
+MAX_WEBHOOKS_PER_REPO = 25
+MIN_SECRET_LENGTH = 16
+MAX_SECRET_LENGTH = 128
+MAX_URL_LENGTH = 2000
+
+
+def _iso(value: datetime) -> str:
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _check_url(url: str) -> str:
+    url = url.strip()
+    if not url:
+        raise BadRequest("The webhook URL is empty; pass the http:// or https:// URL that should receive events.")
+    if len(url) > MAX_URL_LENGTH:
+        raise BadRequest(f"The webhook URL is {len(url)} characters long; use one of at most "
+                         f"{MAX_URL_LENGTH} characters.")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        raise BadRequest("The webhook URL contains spaces or control characters; percent-encode them.")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
+    except ValueError as exc:
+        raise BadRequest(f"The webhook URL {url!r} cannot be parsed ({exc}); "
+                         "pass a URL such as https://example.org/hooks/releasehub.") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise BadRequest(f"The webhook URL {url!r} is not an http or https URL; "
+                         "pass a URL such as https://example.org/hooks/releasehub.")
+    if not parts.hostname:
+        raise BadRequest(f"The webhook URL {url!r} names no host; "
+                         "pass a URL such as https://example.org/hooks/releasehub.")
+    return url
+
+
+def _check_events(events: Iterable[str] | None) -> list[str]:
+    if events is None:
+        return list(EVENTS)
+    wanted = list(dict.fromkeys(events))  # without duplicates, in the order given
+    if not wanted:
+        raise BadRequest("No events given: name at least one of " + ", ".join(EVENTS)
+                         + ", or leave events out to receive all of them.")
+    unknown = [name for name in wanted if name not in EVENTS]
+    if unknown:
+        raise BadRequest(f"Unknown webhook event(s): {', '.join(map(repr, unknown))}. "
+                         "Known events: " + ", ".join(EVENTS) + ".")
+    return wanted
+
+
+def _check_secret(secret: str | None) -> str:
+    if secret is None:
+        return secrets.token_hex(32)
+    if not MIN_SECRET_LENGTH <= len(secret) <= MAX_SECRET_LENGTH or not secret.isprintable() \
+            or not secret.isascii():
+        raise BadRequest(f"The webhook secret must be {MIN_SECRET_LENGTH} to {MAX_SECRET_LENGTH} printable "
+                         "ASCII characters; leave it out to have the server generate one.")
+    return secret
+
+
+def register(
+    session: Session,
+    repo: Repo,
+    url: str,
+    events: Iterable[str] | None = None,
+    secret: str | None = None,
+    *,
+    created_by: str,
+) -> Webhook:
+    """A new active webhook on `repo` (all events unless `events` names some); flushed, not committed."""
+    url = _check_url(url)
+    wanted = _check_events(events)
+    secret = _check_secret(secret)
+    count = len(list_webhooks(session, repo))
+    if count >= MAX_WEBHOOKS_PER_REPO:
+        raise BadRequest(f"{repo.repo_id} already has {count} webhooks, the most a repo may have; "
+                         "remove one with `releasehub webhooks remove` first.")
+    webhook = Webhook(repo_id=repo.id, url=url, secret=secret, events=wanted, created_by=created_by,
+                      created_at=utcnow(), active=True)
+    session.add(webhook)
+    session.flush()
+    return webhook
+
+
+def list_webhooks(session: Session, repo: Repo) -> list[Webhook]:
+    return list(session.scalars(select(Webhook).where(Webhook.repo_id == repo.id).order_by(Webhook.id)))
+
+
+def get_webhook(session: Session, repo: Repo, webhook_id: int) -> Webhook:
+    """The webhook `webhook_id` of `repo`; NotFound when it is missing or belongs to another repo."""
+    webhook = session.get(Webhook, webhook_id)
+    if webhook is None or webhook.repo_id != repo.id:
+        raise NotFound(f"Webhook {webhook_id} not found on {repo.repo_id}; "
+                       f"list its webhooks with `releasehub webhooks list {repo.repo_id}`.")
+    return webhook
+
+
+def remove(session: Session, repo: Repo, webhook_id: int) -> None:
+    """Delete the webhook and, with it, its deliveries (sent or not)."""
+    webhook = get_webhook(session, repo, webhook_id)
+    # Deleted explicitly as well as by ON DELETE CASCADE: SQLite enforces the cascade only with
+    # PRAGMA foreign_keys on, which a connection made outside `make_engine` may lack.
+    for delivery in session.scalars(select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.id)):
+        session.delete(delivery)
+    session.delete(webhook)
+    session.flush()
+
+
+def list_deliveries(session: Session, repo: Repo, webhook_id: int, limit: int = 50) -> list[WebhookDelivery]:
+    """The newest deliveries of one webhook, newest first."""
+    webhook = get_webhook(session, repo, webhook_id)
+    return list(session.scalars(
+        select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.id)
+        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id).limit(limit)
+    ))
+
+
+def enqueue(session: Session, repo_id: int, repo_name: str, event: str, data: dict[str, Any]) -> int:
+    """Queue `event` for every active webhook of the repo subscribed to it, in the caller's transaction.
+
+    Returns how many deliveries were queued. They are sent only once the caller commits.
+    """
+    if event not in EVENTS:
+        raise ValueError(f"unknown webhook event {event!r}; add it to releasehub.webhooks.service.EVENTS")
+    webhooks = session.scalars(
+        select(Webhook).where(Webhook.repo_id == repo_id, Webhook.active.is_(True)).order_by(Webhook.id)
+    ).all()
+    subscribed = [webhook for webhook in webhooks if event in (webhook.events or [])]
+    if not subscribed:
+        return 0
+    now = utcnow()
+    # Plain JSON now (datetimes become strings), so that what is stored is exactly what is sent.
+    plain_data = json.loads(json.dumps(data, default=str))
+    for webhook in subscribed:
+        delivery_id = str(uuid.uuid4())
+        payload = {"event": event, "repo": repo_name, "occurred_at": _iso(now), "id": delivery_id,
+                   "data": plain_data}
+        session.add(WebhookDelivery(
+            id=delivery_id, webhook_id=webhook.id, event=event, payload=payload, status=PENDING, attempts=0,
+            next_attempt_at=now, created_at=now,
+        ))
+    return len(subscribed)

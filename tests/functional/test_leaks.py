@@ -1,0 +1,98 @@
+"""Property: over random policies, grants, subjects and times, no endpoint reveals a file `decide` hides.
+
+Each example sets a random staged and tiered policy on a real server, gives the subject a
+random grant, and asks every read path (tree, siblings, paths-info, search, resolve) which
+files exist; the answer must be exactly the files that the pure `file_visible` allows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from huggingface_hub import CommitOperationAdd, HfApi
+
+from releasehub.access import Grant, RepoPolicy, file_visible
+from releasehub.access.models import AccessRequest
+from releasehub.access.policy import compile_rules, parse_policy
+from releasehub.accounts.models import User
+from releasehub.db import utcnow
+from releasehub.repos.models import Repo
+
+from test_access import STAGED_FILES, visible_paths
+
+ALL = {".gitattributes", "README.md", *STAGED_FILES}
+TIERS = ["public", "researcher", "auditor"]
+COMPONENT_SETS = [["documentation"], ["documentation", "code"], ["weights", "code"], ["*"], ["data", "weights"]]
+
+releases = st.lists(st.fixed_dictionaries({
+    "audience": st.sampled_from(["everyone", "granted", *TIERS]),
+    "at": st.sampled_from(["-10d", "+10d"]),
+}), max_size=2)
+stages = st.lists(st.fixed_dictionaries({
+    "name": st.sampled_from(["a", "b"]),
+    "files": st.sampled_from([["*-70b/*"], ["*.safetensors"], ["data/**"], ["llama-8b/*", "modeling.py"]]).map(list),
+    "releases": releases,
+}), max_size=2)
+tiers = st.lists(st.sampled_from(COMPONENT_SETS), min_size=3, max_size=3).map(
+    lambda comps: [{"name": n, "components": c} for n, c in zip(TIERS, comps)])
+policies = st.fixed_dictionaries({"stages": stages}, optional={"tiers": tiers})
+grants = st.one_of(st.none(), st.tuples(st.sampled_from(["pending", "accepted", "rejected"]),
+                                        st.sampled_from(TIERS), st.sampled_from([None, "-1d", "+30d"])))
+
+
+def _at(offset: str) -> Any:
+    now = utcnow()
+    return now + timedelta(days=int(offset[:-1])) if offset else None
+
+
+def _absolute(policy: dict[str, Any]) -> dict[str, Any]:
+    out = {**policy, "stages": [{**s, "releases": [{**r, "at": _at(r["at"]).isoformat()} for r in s["releases"]]}
+                                for s in policy["stages"]]}
+    return out
+
+
+def test_no_endpoint_reveals_what_decide_hides(server: Any, api: HfApi, owner: tuple[str, str]) -> None:
+    repo_id = f"{owner[0]}/leak-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id)
+    ops = [CommitOperationAdd(p, c) for p, c in {"README.md": b"---\nlicense: mit\n---\n", **STAGED_FILES}.items()]
+    api.create_commit(repo_id, ops, commit_message="files")
+    user, token = server.user()
+    with server.db.session() as session:
+        repo = session.query(Repo).filter_by(namespace=owner[0], name=repo_id.split("/")[1]).one()
+        repo_pk = repo.id
+        user_pk = session.query(User).filter_by(name=user).one().id
+
+    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(policy=policies, grant=grants, anonymous=st.booleans(), gated=st.sampled_from([False, "auto"]))
+    def check(policy: dict[str, Any], grant: tuple[str, str, str | None] | None, anonymous: bool,
+              gated: Any) -> None:
+        doc = {**_absolute(policy), "gated": gated}
+        put = httpx.put(f"{server.url}/api/models/{repo_id}/policy", json=doc,
+                        headers={"Authorization": f"Bearer {owner[1]}"})
+        assert put.status_code == 200, put.text
+        with server.db.session() as session:
+            session.query(AccessRequest).filter_by(repo_id=repo_pk).delete()
+            if grant is not None:
+                status, tier, expiry = grant
+                session.add(AccessRequest(request_id=uuid.uuid4().hex, repo_id=repo_pk, user_id=user_pk,
+                                          status=status, tier=tier if "tiers" in policy else None,
+                                          expires_at=_at(expiry) if expiry else None))
+        now = utcnow()
+        local = RepoPolicy(repo_id, owner[0], "public", gated or None, compile_rules(parse_policy(doc, now)))
+        subject_grant = None
+        if grant is not None and not anonymous:
+            status, tier, expiry = grant
+            subject_grant = Grant(status, tier if "tiers" in policy else None, _at(expiry) if expiry else None)
+        expected = {p for p in ALL if file_visible(local, subject_grant, now, p)}
+        seen = visible_paths(server, repo_id, None if anonymous else token)
+        for where in ("tree", "siblings", "paths-info", "search", "resolve"):
+            assert seen[where] == expected, (where, doc, grant, anonymous)
+        dirs = {p.rsplit("/", 1)[0] for p in expected if "/" in p}
+        assert seen["tree-dirs"] == dirs
+
+    check()

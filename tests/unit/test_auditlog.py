@@ -1,0 +1,173 @@
+"""The hash-chained audit log on SQLite and PostgreSQL: appends, tampering, concurrency, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from releasehub.auditlog import DownloadRecorder, EventData, export, record, record_many, summarise_downloads, verify
+from releasehub.cli.main import app
+from releasehub.db import Database
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'audit.db'}")
+        database.upgrade()
+        yield database
+        database.dispose()
+        return
+    name = f"audit_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError:
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    database = Database(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+    database.upgrade()
+    yield database
+    database.dispose()
+    with admin.connect() as c:
+        c.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def fill(db: Database, n: int = 6) -> None:
+    with db.session() as s:
+        for i in range(n):
+            record(s, "access.requested", actor=f"u{i}", repo="lab/m", details={"i": i, "tier": "researcher"})
+
+
+def tamper(db: Database, sql: str) -> None:
+    with db.engine.begin() as c:
+        c.execute(sa.text(sql))
+
+
+def test_chain_verifies(db: Database) -> None:
+    fill(db)
+    with db.session() as s:
+        report = verify(s)
+    assert report.ok and report.checked == 6
+
+
+@pytest.mark.parametrize("sql,seq,needle", [
+    ("UPDATE audit_events SET actor = 'mallory' WHERE seq = 3", 3, "was changed"),
+    ("UPDATE audit_events SET bytes = 5 WHERE seq = 2", 2, "was changed"),
+    ("UPDATE audit_events SET repo = 'x/y' WHERE seq = 6", 6, "was changed"),
+    ("DELETE FROM audit_events WHERE seq = 4", 4, "is missing"),
+    ("DELETE FROM audit_events WHERE seq >= 5", 5, "were deleted"),
+])
+def test_tampering_is_detected(db: Database, sql: str, seq: int, needle: str) -> None:
+    fill(db)
+    tamper(db, sql)
+    with db.session() as s:
+        report = verify(s)
+    assert not report.ok and report.first_bad_seq == seq and needle in (report.problem or "")
+
+
+def test_rewritten_event_with_recomputed_hash_breaks_the_next_link(db: Database) -> None:
+    fill(db)
+    from releasehub.auditlog.log import event_hash
+
+    with db.session() as s:
+        row = s.execute(sa.text("SELECT seq, at, prev_hash FROM audit_events WHERE seq = 2")).one()
+    at = row.at if isinstance(row.at, datetime) else datetime.fromisoformat(str(row.at))
+    forged = event_hash(2, at, "access.requested", "mallory", "lab/m", None, None, None, None, {"i": 1, "tier": "researcher"}, row.prev_hash)
+    tamper(db, f"UPDATE audit_events SET actor = 'mallory', hash = '{forged}' WHERE seq = 2")
+    with db.session() as s:
+        report = verify(s)
+    assert not report.ok and report.first_bad_seq == 3
+
+
+def test_rolled_back_events_leave_no_trace(db: Database) -> None:
+    fill(db, 2)
+    with pytest.raises(RuntimeError), db.session() as s:
+        record(s, "policy.changed", actor="x", repo="lab/m")
+        raise RuntimeError("the change failed")
+    with db.session() as s:
+        report = verify(s)
+    assert report.ok and report.checked == 2
+
+
+def test_concurrent_appenders_make_one_chain(db: Database) -> None:
+    # Several engines imitate several server replicas on one database.
+    others = [Database(db.engine.url.render_as_string(hide_password=False)) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def work(database: Database, k: int) -> None:
+        try:
+            for i in range(10):
+                with database.session() as s:
+                    record(s, "file.downloaded", actor=f"w{k}", repo="lab/m", path=f"f{i}", bytes=i)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(d, k)) for k, d in enumerate(others)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for d in others:
+        d.dispose()
+    assert not errors
+    with db.session() as s:
+        report = verify(s)
+    assert report.ok and report.checked == 30
+
+
+def test_download_recorder_batches(db: Database) -> None:
+    recorder = DownloadRecorder(db, flush_interval=0.05)
+    for i in range(120):
+        recorder.add(EventData("file.downloaded", actor="ada", repo="lab/m", revision="a" * 40, path="w.safetensors",
+                               bytes=10, at=datetime.now(timezone.utc)))
+    recorder.close()
+    with db.session() as s:
+        assert verify(s).checked == 120
+        rows = summarise_downloads(s, "lab/m")
+    assert len(rows) == 1 and rows[0].downloads == 120 and rows[0].bytes == 1200 and rows[0].actors == {"ada"}
+
+
+def test_export_filters_and_formats(db: Database) -> None:
+    old = datetime.now(timezone.utc) - timedelta(days=10)
+    with db.session() as s:
+        record_many(s, [EventData("access.requested", actor="a", repo="lab/m", at=old),
+                        EventData("file.downloaded", actor="a", repo="lab/m", path="x", bytes=3,
+                                  details={"range": "bytes=0-2"}),
+                        EventData("file.downloaded", actor="b", repo="other/m", path="y")])
+    with db.session() as s:
+        out = io.StringIO()
+        assert export(s, out, repo="lab/m", since=old + timedelta(days=1)) == 1
+        row = json.loads(out.getvalue())
+        assert (row["action"], row["details"], row["bytes"]) == ("file.downloaded", {"range": "bytes=0-2"}, 3)
+        out = io.StringIO()
+        assert export(s, out, actions=["file.downloaded"], fmt="csv") == 2
+        parsed = list(csv.DictReader(io.StringIO(out.getvalue())))
+        assert [r["repo"] for r in parsed] == ["lab/m", "other/m"]
+        assert json.loads(parsed[0]["details"]) == {"range": "bytes=0-2"}
+
+
+def test_cli_verify_and_export(db: Database) -> None:
+    fill(db, 3)
+    url = db.engine.url.render_as_string(hide_password=False)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["audit", "verify", "--database-url", url])
+    assert ok.exit_code == 0 and "intact: 3 events" in ok.output
+    exported = runner.invoke(app, ["audit", "export", "--database-url", url, "--format", "csv", "--since", "1d"])
+    assert exported.exit_code == 0 and len(list(csv.DictReader(io.StringIO(exported.output)))) == 3
+    tamper(db, "UPDATE audit_events SET action = 'access.accepted' WHERE seq = 2")
+    bad = runner.invoke(app, ["audit", "verify", "--database-url", url])
+    assert bad.exit_code == 1 and "event 2 was changed" in bad.output
