@@ -8,6 +8,7 @@ files exist; the answer must be exactly the files that the pure `file_visible` a
 from __future__ import annotations
 
 import uuid
+import warnings
 from datetime import timedelta
 from typing import Any
 
@@ -60,7 +61,9 @@ def test_no_endpoint_reveals_what_decide_hides(server: Any, api: HfApi, owner: t
     repo_id = f"{owner[0]}/leak-{uuid.uuid4().hex[:6]}"
     api.create_repo(repo_id)
     ops = [CommitOperationAdd(p, c) for p, c in {"README.md": b"---\nlicense: mit\n---\n", **STAGED_FILES}.items()]
-    api.create_commit(repo_id, ops, commit_message="files")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="It seems that you are about to commit a data file")
+        api.create_commit(repo_id, ops, commit_message="files")
     user, token = server.user()
     with server.db.session() as session:
         repo = session.query(Repo).filter_by(namespace=owner[0], name=repo_id.split("/")[1]).one()

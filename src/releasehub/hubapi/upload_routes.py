@@ -21,7 +21,7 @@ from releasehub.access import Permission
 from releasehub.access import service as access_service
 from releasehub.accounts.service import Subject
 from releasehub.errors import BadRequest, InvalidCommit, NotFound, PayloadTooLarge
-from releasehub.hubapi.deps import RepoContext, decode_segment, get_services, repo_access, requires
+from releasehub.hubapi.deps import RepoContext, decode_segment, get_services, repo_access, requires, wake_dispatcher
 from releasehub.hubapi.signing import UploadGrant, new_grant, sign, verify
 from releasehub.repos import service as repos
 from releasehub.repos.paths import validate_path
