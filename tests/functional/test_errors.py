@@ -191,6 +191,12 @@ def test_private_org_repo_visible_to_members(server: Any, tmp_path: Path) -> Non
     admin_api = HfApi(endpoint=server.url, token=admin_token)
     admin_api.create_repo(repo_id, private=True)
     admin_api.upload_file(path_or_fileobj=b"org data\n", path_in_repo="data.txt", repo_id=repo_id)
+    # `private` is the releasing team (write and admin); `internal` opens it to every member.
+    with pytest.raises(RepositoryNotFoundError):
+        HfApi(endpoint=server.url, token=member_token).model_info(repo_id)
+    internal = httpx.put(f"{server.url}/api/models/{repo_id}/settings", json={"visibility": "internal"},
+                         headers={"Authorization": f"Bearer {admin_token}"})
+    assert internal.status_code == 200, internal.text
 
     member_api = HfApi(endpoint=server.url, token=member_token)
     assert member_api.model_info(repo_id).private is True

@@ -52,9 +52,13 @@ def _at(offset: str) -> Any:
 
 
 def _absolute(policy: dict[str, Any]) -> dict[str, Any]:
-    out = {**policy, "stages": [{**s, "releases": [{**r, "at": _at(r["at"]).isoformat()} for r in s["releases"]]}
-                                for s in policy["stages"]]}
-    return out
+    """Offsets become instants; without tiers, a tier audience becomes `granted` (a tier name would be invalid)."""
+    def audience(name: str) -> str:
+        return name if "tiers" in policy or name in ("everyone", "granted") else "granted"
+
+    return {**policy, "stages": [
+        {**s, "releases": [{"audience": audience(r["audience"]), "at": _at(r["at"]).isoformat()} for r in s["releases"]]}
+        for s in policy["stages"]]}
 
 
 def test_no_endpoint_reveals_what_decide_hides(server: Any, api: HfApi, owner: tuple[str, str]) -> None:

@@ -256,8 +256,9 @@ class Dispatcher:
                     return _Outcome(False, response.status_code,
                                     f"HTTP {response.status_code} redirect to {location!r} not followed: "
                                     "webhooks never follow redirects; register the final URL")
-                return _Outcome(False, response.status_code,
-                                f"HTTP {response.status_code}: {_read_some(response, ERROR_BODY_BYTES)}".rstrip(": "))
+                answer = _read_some(response, ERROR_BODY_BYTES)
+                error = f"HTTP {response.status_code}" + (f": {answer}" if answer else "")
+                return _Outcome(False, response.status_code, error)
         except httpx.HTTPError as exc:
             return _Outcome(False, None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from releasehub.access import Permission
@@ -63,7 +63,7 @@ def list_webhooks(ctx: RepoContext = Depends(repo_access(Permission.REPO_ADMIN))
 
 
 @router.delete("/api/models/{namespace}/{name}/webhooks/{webhook_id}")
-def remove_webhook(webhook_id: int, ctx: RepoContext = Depends(repo_access(Permission.REPO_ADMIN))
+def remove_webhook(webhook_id: int = Path(ge=1, le=2**31 - 1), ctx: RepoContext = Depends(repo_access(Permission.REPO_ADMIN))
                    ) -> dict[str, Any]:
     """Remove a webhook; its deliveries, sent or queued, go with it."""
     webhook = service.get_webhook(ctx.session, ctx.repo, webhook_id)
@@ -77,7 +77,7 @@ def remove_webhook(webhook_id: int, ctx: RepoContext = Depends(repo_access(Permi
 
 @router.get("/api/models/{namespace}/{name}/webhooks/{webhook_id}/deliveries")
 def list_deliveries(
-    webhook_id: int,
+    webhook_id: int = Path(ge=1, le=2**31 - 1),
     limit: int = Query(50, ge=1, le=500),
     ctx: RepoContext = Depends(repo_access(Permission.REPO_ADMIN)),
 ) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from releasehub.db import utcnow
@@ -47,7 +47,8 @@ def _iso(value: datetime) -> str:
 def _check_url(url: str) -> str:
     url = url.strip()
     if not url:
-        raise BadRequest("The webhook URL is empty; pass the http:// or https:// URL that should receive events.")
+        raise BadRequest("The webhook URL is empty; "
+                         "pass the http:// or https:// URL that should receive the events.")
     if len(url) > MAX_URL_LENGTH:
         raise BadRequest(f"The webhook URL is {len(url)} characters long; use one of at most "
                          f"{MAX_URL_LENGTH} characters.")
@@ -55,7 +56,7 @@ def _check_url(url: str) -> str:
         raise BadRequest("The webhook URL contains spaces or control characters; percent-encode them.")
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
+        _ = parts.port  # raises ValueError on a port that is not a number in range
     except ValueError as exc:
         raise BadRequest(f"The webhook URL {url!r} cannot be parsed ({exc}); "
                          "pass a URL such as https://example.org/hooks/releasehub.") from None
@@ -134,8 +135,7 @@ def remove(session: Session, repo: Repo, webhook_id: int) -> None:
     webhook = get_webhook(session, repo, webhook_id)
     # Deleted explicitly as well as by ON DELETE CASCADE: SQLite enforces the cascade only with
     # PRAGMA foreign_keys on, which a connection made outside `make_engine` may lack.
-    for delivery in session.scalars(select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.id)):
-        session.delete(delivery)
+    session.execute(delete(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.id))
     session.delete(webhook)
     session.flush()
 
