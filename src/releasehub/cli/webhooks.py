@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from releasehub.cli.common import console
 from releasehub.cli.remote import EndpointOption, TokenOption, check_repo_id, remote
@@ -59,8 +60,9 @@ def list_cmd(repo_id: str = RepoArgument, endpoint: Optional[str] = EndpointOpti
         return
     table = Table("id", "url", "events", "active", "created by", "created", title=f"webhooks of {repo_id}")
     for h in hooks:
-        table.add_row(str(h["id"]), h["url"], ", ".join(h["events"]), "yes" if h["active"] else "no",
-                      h["createdBy"], h["createdAt"])
+        # Text(): what users typed is shown as it is, never read as rich markup.
+        table.add_row(str(h["id"]), Text(h["url"]), ", ".join(h["events"]), "yes" if h["active"] else "no",
+                      Text(h["createdBy"]), h["createdAt"])
     console.print(table)
 
 
@@ -98,5 +100,5 @@ def deliveries(
             status = f"pending (next {d['nextAttemptAt']})"
         table.add_row(d["id"], d["event"], status, str(d["attempts"]),
                       str(d["responseStatus"]) if d["responseStatus"] is not None else "",
-                      d["lastError"] or "", d["createdAt"])
+                      Text(d["lastError"] or ""), d["createdAt"])
     console.print(table)

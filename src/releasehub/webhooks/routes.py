@@ -63,8 +63,10 @@ def list_webhooks(ctx: RepoContext = Depends(repo_access(Permission.REPO_ADMIN))
 
 
 @router.delete("/api/models/{namespace}/{name}/webhooks/{webhook_id}")
-def remove_webhook(webhook_id: int = Path(ge=1, le=2**31 - 1), ctx: RepoContext = Depends(repo_access(Permission.REPO_ADMIN))
-                   ) -> dict[str, Any]:
+def remove_webhook(
+    webhook_id: int = Path(ge=1, le=2**31 - 1),
+    ctx: RepoContext = Depends(repo_access(Permission.REPO_ADMIN)),
+) -> dict[str, Any]:
     """Remove a webhook; its deliveries, sent or queued, go with it."""
     webhook = service.get_webhook(ctx.session, ctx.repo, webhook_id)
     url = webhook.url
