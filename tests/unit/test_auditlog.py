@@ -141,6 +141,88 @@ def test_download_recorder_batches(db: Database) -> None:
     assert len(rows) == 1 and rows[0].downloads == 120 and rows[0].bytes == 1200 and rows[0].actors == {"ada"}
 
 
+def test_verify_on_a_live_log_while_another_replica_appends(db: Database) -> None:
+    # A busy server keeps appending while `audit verify` walks: events after the head it read
+    # first are left for the next run, so a healthy log never reads as tampered.
+    fill(db, 3)
+    other = Database(db.engine.url.render_as_string(hide_password=False))
+    stop = threading.Event()
+    appended: list[int] = []
+
+    def append() -> None:
+        while not stop.is_set() and len(appended) < 400:
+            with other.session() as s:
+                record(s, "file.downloaded", actor="w", repo="lab/m", path=f"f{len(appended)}", bytes=1)
+            appended.append(1)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        reports = []
+        for _ in range(6):
+            with db.session() as s:
+                reports.append(verify(s, batch=7))
+    finally:
+        stop.set()
+        writer.join()
+        other.dispose()
+    assert appended, "the writer appended nothing while verify ran"
+    assert all(r.ok for r in reports), [r.problem for r in reports if not r.ok]
+    with db.session() as s:
+        final = verify(s)
+    assert final.ok and final.checked == 3 + len(appended)
+
+
+def _download(path: str = "w.safetensors", size: int = 10) -> EventData:
+    return EventData("file.downloaded", actor="ada", repo="lab/m", revision="a" * 40, path=path, bytes=size,
+                     at=datetime.now(timezone.utc))
+
+
+def test_download_recorder_sets_a_refused_event_aside_and_keeps_the_rest(db: Database) -> None:
+    recorder = DownloadRecorder(db, flush_interval=3600, split_after=2)
+    poison = _download(size=2**70)  # too big for a 64-bit integer column on either database
+    recorder.add(_download())
+    recorder.add(poison)
+    recorder.add(_download())
+    for _ in range(2):  # two failed rounds of the whole batch...
+        with pytest.raises(Exception):
+            recorder.flush()
+    recorder.flush()  # ...then one at a time: the good events are written, the bad one set aside
+    recorder.add(_download())
+    recorder.close()
+    assert recorder.rejected == [poison]
+    with db.session() as s:
+        assert verify(s).checked == 3
+        assert summarise_downloads(s, "lab/m")[0].downloads == 3
+
+
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+def test_download_recorder_survives_a_path_too_long_for_the_column(db: Database) -> None:
+    recorder = DownloadRecorder(db, flush_interval=3600, split_after=1)
+    long_path = _download(path="d/" * 600 + "w.safetensors")
+    recorder.add(long_path)
+    recorder.add(_download())
+    with pytest.raises(Exception):
+        recorder.flush()
+    recorder.flush()
+    recorder.close()
+    assert recorder.rejected == [long_path]
+    with db.session() as s:
+        assert verify(s).checked == 1
+
+
+def test_download_recorder_add_never_blocks(db: Database) -> None:
+    recorder = DownloadRecorder(db, flush_interval=3600, max_queue=2)
+    started = datetime.now(timezone.utc)
+    for _ in range(5):
+        recorder.add(_download())
+    assert recorder.dropped == 3
+    assert (datetime.now(timezone.utc) - started).total_seconds() < 5  # not the old 30 s wait per event
+    recorder.close()
+    with db.session() as s:
+        assert verify(s).checked == 2
+
+
 def test_export_filters_and_formats(db: Database) -> None:
     old = datetime.now(timezone.utc) - timedelta(days=10)
     with db.session() as s:

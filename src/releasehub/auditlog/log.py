@@ -104,26 +104,62 @@ def record(session: Session, action: str, *, actor: str | None = None, repo: str
 
 
 class DownloadRecorder:
-    """Download events for the hot path: `add` queues, a thread writes batches in one transaction each."""
+    """Download events for the hot path: `add` queues, a thread writes batches in one transaction each.
+
+    A batch the database refuses is retried; after `split_after` failed rounds it is written one
+    event at a time, so one event the database will never take (a value too long for its
+    column) is logged and set aside instead of holding back every later download. When every
+    event of the batch fails alone too, the database is down: all of them are kept for the
+    next round. `add` never blocks the caller (an async route): past `max_queue` waiting
+    events it drops the event and logs it, which only happens after a long outage.
+    """
 
     def __init__(self, database: Database, flush_interval: float = 0.5, max_batch: int = 500,
-                 max_queue: int = 100_000) -> None:
+                 max_queue: int = 100_000, split_after: int = 3) -> None:
         self._db = database
         self._interval = flush_interval
         self._max_batch = max_batch
+        self._split_after = split_after
         self._queue: queue.Queue[EventData] = queue.Queue(maxsize=max_queue)
         self._pending: list[EventData] = []
+        self._failures = 0
+        self.rejected: list[EventData] = []     # events the database refused on their own (kept for inspection)
+        self.dropped = 0                        # events refused by a full queue
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audit-downloads", daemon=True)
         self._thread.start()
 
     def add(self, event: EventData) -> None:
-        # Blocks (briefly) rather than dropping an event when the writer falls behind.
-        self._queue.put(event, timeout=30)
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+            log.error("download event dropped: %d events are waiting for the database (%s %s %s)",
+                      self._queue.qsize(), event.action, event.repo, event.path)
+
+    def _write_alone(self) -> None:
+        """Write the pending events one by one; set aside those the database refuses alone."""
+        kept: list[EventData] = []
+        written = 0
+        for event in self._pending:
+            try:
+                with self._db.session() as session:
+                    record_many(session, [event])
+                written += 1
+            except Exception:  # noqa: BLE001 - judged below: one bad event, or the database down
+                kept.append(event)
+        if kept and not written:
+            self._pending = kept
+            raise RuntimeError(f"the database refused all {len(kept)} download events; retrying them later")
+        for event in kept:
+            log.error("download event set aside, the database refuses it: %r", event)
+        self.rejected.extend(kept)
+        self._pending = []
+        self._failures = 0
 
     def flush(self) -> None:
-        """Writes everything queued so far; returns when it is committed."""
+        """Writes everything queued so far; returns when it is committed (or set aside)."""
         with self._lock:
             while True:
                 try:
@@ -133,9 +169,17 @@ class DownloadRecorder:
                     pass
                 if not self._pending:
                     return
-                with self._db.session() as session:
-                    record_many(session, self._pending)
+                if self._failures >= self._split_after:
+                    self._write_alone()
+                    continue
+                try:
+                    with self._db.session() as session:
+                        record_many(session, self._pending)
+                except Exception:
+                    self._failures += 1
+                    raise
                 self._pending = []
+                self._failures = 0
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -147,10 +191,12 @@ class DownloadRecorder:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
-        try:
-            self.flush()
-        except Exception:  # noqa: BLE001
-            log.exception("writing the last download events failed")
+        for _ in range(self._split_after + 1):
+            try:
+                self.flush()
+                return
+            except Exception:  # noqa: BLE001
+                log.exception("writing the last download events failed")
 
 
 @dataclass(frozen=True)
@@ -163,13 +209,21 @@ class VerifyReport:
 
 
 def verify(session: Session, *, batch: int = 5000, on_progress: Callable[[int], None] | None = None) -> VerifyReport:
-    """Walks the chain in order: detects edited, deleted, inserted or reordered events and a cut tail."""
+    """Walks the chain in order: detects edited, deleted, inserted or reordered events and a cut tail.
+
+    The head is read first and the walk stops at its seq: events appended while the walk runs
+    (a live server keeps writing) belong to a later chain state and are left for the next run,
+    so a healthy, busy log verifies and the walk always ends.
+    """
     head = session.get(AuditHead, 1)
+    head_seq, head_hash = (head.seq, head.hash) if head is not None else (0, GENESIS)
+    session.expunge_all()
     expected_seq, prev = 1, GENESIS
     checked = 0
     last_seq = 0
     while True:
-        rows = list(session.scalars(select(AuditEvent).where(AuditEvent.seq >= expected_seq)
+        rows = list(session.scalars(select(AuditEvent).where(AuditEvent.seq >= expected_seq,
+                                                             AuditEvent.seq <= head_seq)
                                     .order_by(AuditEvent.seq).limit(batch)))
         if not rows:
             break
@@ -192,7 +246,6 @@ def verify(session: Session, *, batch: int = 5000, on_progress: Callable[[int], 
         if on_progress is not None:
             on_progress(checked)
         session.expunge_all()
-    head_seq, head_hash = (head.seq, head.hash) if head is not None else (0, GENESIS)
     if head_seq != last_seq or head_hash != prev:
         if head_seq > last_seq:
             problem = (f"the last {head_seq - last_seq} events were deleted: the head says seq {head_seq}, "
