@@ -18,6 +18,7 @@ from releasehub.access.geoip import GeoIP
 from releasehub.accounts.routes import router as accounts_router
 from releasehub.auditlog import DownloadRecorder
 from releasehub.hubapi.access_routes import router as access_router
+from releasehub.hubapi.profile_routes import router as profile_router
 from releasehub.webhooks.dispatcher import Dispatcher
 from releasehub.webhooks.routes import router as webhook_router
 from releasehub.hubapi import errors
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(upload_router)
     app.include_router(access_router)
     app.include_router(webhook_router)
+    app.include_router(profile_router)
     # The catch-all download route comes last so that /api/... routes match first.
     app.include_router(file_router)
     app.add_middleware(ResolveFastPath)

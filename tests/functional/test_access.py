@@ -286,6 +286,10 @@ def visible_paths(server: Any, repo_id: str, token: str | None) -> dict[str, set
     listed = httpx.get(f"{server.url}/api/models", params={"search": repo_id.split("/")[1], "full": "true"},
                        headers=headers).json()
     out["search"] = {s["rfilename"] for m in listed if m["id"] == repo_id for s in m["siblings"]}
+    profile = httpx.get(f"{base}/access-profile", headers=headers)
+    assert profile.status_code == 200, profile.text
+    text = profile.text
+    out["access-profile"] = {p for p in every if f'"{p}"' in text or f"{p}:" in text or f" {p}" in text}
     out["resolve"] = set()
     for path in every:
         head = httpx.head(f"{server.url}/{repo_id}/resolve/main/{path}", headers=headers)
@@ -308,6 +312,7 @@ def test_staged_tiered_release_hides_files_everywhere(server: Any, api: HfApi, o
     seen = visible_paths(server, repo_id, token)
     for where in ("tree", "siblings", "paths-info", "search", "resolve"):
         assert seen[where] == public_view, where
+    assert seen["access-profile"] <= public_view and "llama-8b/model.safetensors" in seen["access-profile"]
     assert "llama-70b" not in seen["tree-dirs"] and "data" not in seen["tree-dirs"]
 
     # A hidden file answers exactly as a file that never existed.

@@ -101,5 +101,7 @@ def test_no_endpoint_reveals_what_decide_hides(server: Any, api: HfApi, owner: t
             assert seen[where] == expected, (where, doc, grant, anonymous)
         dirs = {p.rsplit("/", 1)[0] for p in expected if "/" in p}
         assert seen["tree-dirs"] == dirs
+        # The access profile names no file the subject may not see (its cache is keyed by the view).
+        assert seen["access-profile"] <= expected, (doc, grant, anonymous)
 
     check()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from typer.testing import CliRunner
 
 from releasehub.cli.main import app
 from releasehub.errors import ALL_ERRORS
@@ -42,3 +43,12 @@ def test_every_error_code_is_documented() -> None:
     text = (DOCS / "errors.md").read_text()
     missing = [e.error_code for e in ALL_ERRORS if f"`{e.error_code}`" not in text]
     assert not missing, f"undocumented error codes in docs/errors.md: {missing}"
+
+
+def test_analysis_doc_holds_the_current_paper_table() -> None:
+    # docs/analysis.md embeds `releasehub paper --format markdown`; regenerate it when a figure changes.
+    result = CliRunner().invoke(app, ["paper", "--format", "markdown"])
+    assert result.exit_code == 0, result.output
+    table = result.output.split("\n", 2)[2].strip()
+    assert table.count("\n") >= 20
+    assert table in (DOCS / "analysis.md").read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from releasehub.cli.access import access_app, policy_app
+from releasehub.cli.analysis import analyze, compare, paper
 from releasehub.cli.accounts import orgs_app, tokens_app, users_app
 from releasehub.cli.auditlog import audit_app
 from releasehub.cli.push import push
@@ -19,6 +20,9 @@ app = typer.Typer(
 app.command("serve")(serve)
 app.command("demo")(demo)
 app.command("push")(push)
+app.command("analyze")(analyze)
+app.command("compare")(compare)
+app.command("paper")(paper)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(orgs_app, name="orgs")
