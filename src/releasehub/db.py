@@ -50,6 +50,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_utc(value: datetime | None) -> datetime | None:
+    """An aware datetime; a naive one is UTC (SQLite, and Core queries over a Connection, give naive values)."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
 def _sqlite_pragmas(dbapi_connection: object, connection_record: object) -> None:
     # journal_mode=WAL is a property of the database file, set once in make_engine.
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]

@@ -44,29 +44,31 @@ def write_chart(profiles: Sequence[Mapping[str, Any]], path: str | Path, gpu: st
         weights = profile["resourcing"]["weights_bytes"]
         xs = [j + i * width - 0.4 + width / 2 for j in range(len(PRECISIONS))]
         left.bar(xs, [weights[name] / GB for name in PRECISIONS], width=width, label=_label(profile))
-    for ref in REFERENCE_LINES:
+    styles = (":", "--", "-.")
+    for ref, style in zip(REFERENCE_LINES, styles):
         device = find_accelerator(ref)
-        left.axhline(device.memory_bytes / GB, linestyle="--", linewidth=0.8, color="grey")
-        left.annotate(f"{device.name.replace('NVIDIA ', '')}: {device.memory_bytes / GB:.0f} GB",
-                      (len(PRECISIONS) - 0.5, device.memory_bytes / GB), fontsize=7, ha="right", va="bottom",
-                      color="dimgrey")
+        left.axhline(device.memory_bytes / GB, linestyle=style, linewidth=0.9, color="dimgrey",
+                     label=f"one {device.name.replace('NVIDIA ', '')}: {device.memory_bytes / GB:.0f} GB")
     left.set_xticks(range(len(PRECISIONS)), [p.upper() for p in PRECISIONS])
     left.set_yscale("log")
     left.set_ylabel("weight memory (GB, 10^9 bytes, log scale)")
     left.set_title("Weight memory by precision")
-    left.legend(fontsize=8)
+    left.legend(fontsize=7, loc="upper right")
 
     for profile in sized:
         points = profile["resourcing"].get("gpus_by_context") or []
         xs = [pt["context"] for pt in points if accel.id in pt["gpus"]]
         ys = [pt["gpus"][accel.id] for pt in points if accel.id in pt["gpus"]]
         if xs:
-            right.step(xs, ys, where="post", marker="o", markersize=3, label=_label(profile))
-    precision = (sized[0]["resourcing"].get("assumptions") or {}).get("precision", "published")
+            precision = (profile["resourcing"].get("assumptions") or {}).get("precision", "published")
+            right.step(xs, ys, where="post", marker="o", markersize=3, label=f"{_label(profile)} ({precision})")
+    overhead = (sized[0]["resourcing"].get("assumptions") or {}).get("overhead_fraction", 0.2)
     right.set_xscale("log", base=2)
     right.set_xlabel("context length (tokens per sequence)")
     right.set_ylabel(f"{accel.name} needed (by memory)")
-    right.set_title(f"Accelerators against context ({precision} weights, KV cache, overhead)")
+    right.set_title("Accelerators against context length")
+    right.annotate(f"weights + KV cache (batch 1) + {overhead:.0%} overhead", (0.01, 0.01), xycoords="axes fraction",
+                   fontsize=7, color="dimgrey")
     right.grid(True, which="major", linewidth=0.3)
     right.legend(fontsize=8)
     fig.tight_layout()

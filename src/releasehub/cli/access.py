@@ -7,7 +7,6 @@ releaser use them from their own machines, as they use `hf`.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,7 +16,7 @@ from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.table import Table
 
-from releasehub.cli.common import console, err_console
+from releasehub.cli.common import console, err_console, parse_instant
 from releasehub.cli.remote import EndpointOption, TokenOption, check_repo_id, remote
 
 access_app = typer.Typer(help="Request access to a gated release, see where you stand, review requests.",
@@ -147,20 +146,9 @@ def status_cmd(
 
 
 def _when(value: Optional[str]) -> Optional[str]:
-    """`30d`, `12h` or an ISO date → an ISO instant."""
-    if value is None:
-        return None
-    text = value.strip()
-    now = datetime.now(timezone.utc)
-    if text[:-1].isdigit() and text[-1:] in ("d", "h"):
-        n = int(text[:-1])
-        return (now + (timedelta(days=n) if text.endswith("d") else timedelta(hours=n))).isoformat()
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        err_console.print(f"[red]error:[/red] cannot read {value!r}: give 30d, 12h or a date such as 2027-01-01.")
-        raise typer.Exit(2) from None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).isoformat()
+    """`30d`, `12h` or an ISO date -> an ISO instant in the future (an expiry)."""
+    instant = parse_instant(value, ago=False)
+    return None if instant is None else instant.isoformat()
 
 
 @review_app.command("list")

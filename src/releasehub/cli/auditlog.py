@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +21,7 @@ from releasehub.cli.common import (
     err_console,
     friendly_errors,
     load_settings,
+    parse_instant,
 )
 
 audit_app = typer.Typer(help="The audit trail: verify its hash chain, export events, report downloads.",
@@ -29,21 +29,8 @@ audit_app = typer.Typer(help="The audit trail: verify its hash chain, export eve
 
 
 def parse_when(value: Optional[str]) -> Optional[datetime]:
-    """`7d`, `24h`, `30m`, an ISO date or datetime → an aware UTC instant."""
-    if value is None:
-        return None
-    text = value.strip()
-    m = re.fullmatch(r"(\d{1,6})([dhm])", text)
-    if m:
-        n = int(m.group(1))
-        delta = {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}[m.group(2)]
-        return datetime.now(timezone.utc) - delta
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        err_console.print(f"[red]error:[/red] cannot read {value!r}: give 7d, 24h or a date such as 2026-11-01.")
-        raise typer.Exit(2) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    """`7d`, `24h`, `30m` (ago), an ISO date or datetime -> an aware UTC instant."""
+    return parse_instant(value, ago=True)
 
 
 @audit_app.command("verify")

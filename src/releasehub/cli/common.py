@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -44,3 +46,27 @@ def friendly_errors() -> Iterator[None]:
     except ReleasehubError as exc:
         err_console.print(f"[red]error:[/red] {exc.message}")
         raise typer.Exit(1) from None
+
+
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def parse_instant(value: Optional[str], *, ago: bool) -> Optional[datetime]:
+    """`30d`, `12h`, `45m` (before now when `ago`, after it otherwise) or an ISO date/time -> aware UTC.
+
+    A bad value prints what to give and exits with status 2, like a Typer usage error.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    m = re.fullmatch(r"(\d{1,6})([dhm])", text)
+    if m:
+        delta = timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+        now = datetime.now(timezone.utc)
+        return now - delta if ago else now + delta
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        err_console.print(f"[red]error:[/red] cannot read {value!r}: give 30d, 12h, 45m or a date such as 2027-01-01.")
+        raise typer.Exit(2) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

@@ -9,7 +9,7 @@ Hub API; releasehub's is `POST /api/models/{repo}/access-request` after reading
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -17,6 +17,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from releasehub.access import Permission
+from releasehub.db import as_utc
 from releasehub.access import service as access_service
 from releasehub.access.decide import effective_tier
 from releasehub.access.models import AccessRequest
@@ -148,12 +149,6 @@ class HandleBody(BaseModel):
     expiresAt: datetime | None = None
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
-
-
 @router.post("/api/models/{namespace}/{name}/user-access-request/handle")
 def handle_access_request(
     request: Request, body: HandleBody, ctx: RepoContext = Depends(repo_access(Permission.REPO_REVIEW))
@@ -162,7 +157,7 @@ def handle_access_request(
         raise BadRequest("Send `user` or `requestId`, not both.")
     row = access_service.handle_request(
         ctx.session, ctx.repo, ctx.subject.name or "", user=body.user, request_id=body.requestId,
-        status=body.status, reason=body.rejectionReason, expires_at=_aware(body.expiresAt), tier=body.tier,
+        status=body.status, reason=body.rejectionReason, expires_at=as_utc(body.expiresAt), tier=body.tier,
         now=ctx.now,
     )
     payload = _request_json(row, None, ctx.now)
@@ -182,7 +177,7 @@ def grant_access(
     request: Request, body: GrantBody, ctx: RepoContext = Depends(repo_access(Permission.REPO_REVIEW))
 ) -> dict[str, Any]:
     row = access_service.grant_access(ctx.session, ctx.repo, ctx.subject.name or "", body.user, tier=body.tier,
-                                      expires_at=_aware(body.expiresAt), now=ctx.now)
+                                      expires_at=as_utc(body.expiresAt), now=ctx.now)
     payload = _request_json(row, None, ctx.now)
     ctx.session.commit()
     wake_dispatcher(request)

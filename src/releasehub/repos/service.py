@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterable
 
 from sqlalchemy import bindparam, delete, func, select, update
@@ -21,7 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from releasehub.db import utcnow
+from releasehub.db import as_utc, utcnow
 from releasehub.errors import (
     BadRequest,
     EntryNotFound,
@@ -208,15 +208,8 @@ def locate_on_branch(executor: Session | Connection, namespace: str, name: str, 
         return None
     repo_id, visibility, gated, version, oid, sha, size, git_oid, lfs, g_status, g_tier, g_expires, g_reason = row
     state = FileState(sha, size, git_oid, lfs) if sha is not None else None
-    grant = (g_status, g_tier, _aware(g_expires), g_reason) if g_status is not None else None
+    grant = (g_status, g_tier, as_utc(g_expires), g_reason) if g_status is not None else None
     return BranchFile(repo_id, visibility, gated, version or 0, oid, state, grant)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # A Core query over a Connection returns what the driver gives; SQLite gives naive UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
 
 
 def policy_json(executor: Session | Connection, repo_pk: int) -> dict[str, Any] | None:
