@@ -1,10 +1,12 @@
-"""Run the three benchmarks and rewrite docs/benchmarks.md with the results of this run.
+"""Run the benchmarks and rewrite docs/benchmarks.md with the results of this run.
 
-    .venv/bin/python bench/run_all.py [--size-mib 1024] [--only download head_rps upload]
-                                      [--output docs/benchmarks.md] [--json results.json]
+    .venv/bin/python bench/run_all.py [--size-mib 1024] [--only download head_rps upload analysis]
+                                      [--output docs/benchmarks.md] [--json results.json] [--fresh]
 
 A benchmark that fails is reported as failed in the document (with its error) instead of
-stopping the others. Not part of the test suite.
+stopping the others. With `--only`, the sections of the benchmarks that were not run are
+carried over unchanged from the existing document (marked with the date of their run);
+`--fresh` writes only this run's sections. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import datetime as dt
 import json
 import platform
+import re
 import sys
 import time
 import traceback
@@ -20,18 +23,35 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import analysis  # noqa: E402
 import download  # noqa: E402
 import head_rps  # noqa: E402
 import upload  # noqa: E402
 from _common import ROOT, console, machine_info  # noqa: E402
 
-BENCHMARKS = ("download", "head_rps", "upload")
+BENCHMARKS = ("download", "head_rps", "upload", "analysis")
+
+# Labels of the summary rows; a row is carried over (see `carry_over`) when it starts with one.
+NAMES = {"download": "download 1 large file", "head_rps": "HEAD small file (auth, private)",
+         "upload": "push 1 large file", "analysis": "analyze Llama 3.1 405B repo over HTTP"}
+# How each benchmark's section and its findings paragraph begin in the document.
+SECTION_HEADINGS = {"download": "## 1. Download", "head_rps": "## 2. Small-file HEAD rate",
+                    "upload": "## 3. Upload", "analysis": "## 4. Analysis"}
+FINDING_LABELS = {"download": "- **Download**", "head_rps": "- **HEAD rate**", "upload": "- **Upload**",
+                  "analysis": "- **Analysis**"}
 
 
 def _num(value: float, unit: str) -> str:
     if unit == "req/s":
         return f"{value:,.0f} {unit}"
+    if unit == "s":
+        return f"{value:,.2f} {unit}"
     return f"{value:,.1f} {unit}"
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else 0.0
 
 
 def _runs(values: list[float], digits: int = 0) -> str:
@@ -249,9 +269,141 @@ def section_upload(res: dict) -> list[str]:
     return lines
 
 
+def section_analysis(res: dict) -> list[str]:
+    secs = lambda xs: ", ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+    repo = res["repo"]
+    reading = res.get("reading") or {}
+    st = res["standin"]
+    ing = res["ingest"]
+    acc = res["accelerate"]
+    num = lambda v: f"{v:,}" if isinstance(v, int) else "?"  # noqa: E731
+    ok = lambda flag: "yes" if flag else "**NO**"  # noqa: E731
+    pct = res.get("fetched_pct")
+    lines = [
+        f"## 4. Analysis: `releasehub analyze` of {repo['stored_bytes'] / 1e9:,.0f} GB of safetensors over "
+        "HTTP vs `accelerate estimate-memory`",
+        "",
+        "**What**: analysing a repo of 400+ GB of safetensors over HTTP should read only the headers: "
+        "the bytes fetched against the bytes of weights (goal under "
+        f"{res['fetched_goal_pct']}%), and the wall time against `accelerate estimate-memory` on the same "
+        f"repo from the same server (goal {res['goal']:g}x faster).",
+        "",
+        f"**How** (`bench/analysis.py`): a replica of Llama 3.1 405B Instruct in {repo['dtype']} (the "
+        "original release): its real `config.json`, tensor names and shapes, and the release's split into "
+        f"{repo['shards']} shards of at most 5 GB with `model.safetensors.index.json`, "
+        f"`generation_config.json` and a card: {repo['parameters']:,} parameters, "
+        f"{repo['stored_bytes']:,} bytes of tensor data. Every shard is a sparse file (its safetensors "
+        "header, then `truncate()` to the full size), so the data are holes: "
+        f"{ing['disk_bytes'] / 1e6:,.2f} MB on disk for {ing['apparent_bytes'] / 1e9:,.1f} GB. "
+        "Ingestion without sending the bytes: the shards' sha256 are computed once (holes hashed as zeros "
+        "from memory, two processes; cached by layout in `/tmp/rhbench-cache`), then, before the server "
+        "starts, each sparse file is renamed into the blob store at `LocalBlobStore.path_for(sha256)` and "
+        "recorded with `repos.insert_blob_rows`, in-process with the server's own `Services` on its data "
+        "dir (what the LFS upload route does after it has received and verified a blob). With "
+        "`releasehub serve` running, the repo is created and committed over HTTP like any client: the LFS "
+        f"batch API answers \"already present\" for all {ing['lfs_already_present']} shards, and one "
+        f"NDJSON commit names them as `lfsFile`s ({ing['files']} files). "
+        "Measured: `releasehub analyze alice/REPO --endpoint URL --token T --format json` and "
+        "`accelerate estimate-memory alice/REPO --library_name transformers --dtypes float16 int8 int4` "
+        "(`HF_ENDPOINT`/`HF_TOKEN` set to the same server; it fetches the model info and `config.json` "
+        "and builds the model on the meta device), each as a whole command, start-up included, with a "
+        f"fresh empty `HF_HOME` every run. One untimed run of each, then {res['runs']} alternating "
+        "rounds; both must exit 0 and print their result (accelerate's table is parsed). A stand-in "
+        "header reader in the benchmark (httpx: `Range: bytes=0-7`, then the header, per shard) "
+        "cross-checks the CLI's bytes fetched.",
+        "",
+    ]
+    if res.get("standin_only"):
+        lines += ["**This run timed the stand-in reader, not `releasehub analyze` (debugging mode).**", ""]
+    lines += [
+        "| wall time (s) | releasehub analyze | accelerate estimate-memory |",
+        "|---|---|---|",
+        f"| median | {res['releasehub']:.2f} | {res['reference']:.2f} |",
+        f"| min | {min(res['releasehub_runs_s']):.2f} | {min(res['reference_runs_s']):.2f} |",
+        f"| max | {max(res['releasehub_runs_s']):.2f} | {max(res['reference_runs_s']):.2f} |",
+        f"| runs | {secs(res['releasehub_runs_s'])} | {secs(res['reference_runs_s'])} |",
+    ]
+    cpu = res.get("server_cpu_s")
+    if cpu:
+        lines.append(f"| CPU time of the server per run, median (info) | {_median(cpu['releasehub']):.2f} | "
+                     f"{_median(cpu['reference']):.2f} |")
+    startup = res.get("startup_s") or {}
+    if startup:
+        fmt_up = lambda v: f"{v:.2f}" if v is not None else "?"  # noqa: E731
+        lines.append(f"| start-up only: the command with `--help` (info, median of 3) | "
+                     f"{fmt_up(startup.get('releasehub analyze --help'))} | "
+                     f"{fmt_up(startup.get('accelerate estimate-memory --help'))} |")
+        if "releasehub analyze (catalogue entry, no HTTP)" in startup:
+            lines.append("| `releasehub analyze llama-3.1-405b-instruct` (its built-in catalogue entry of the "
+                         "same model: everything but the HTTP reads; info, median of 3) | "
+                         f"{fmt_up(startup['releasehub analyze (catalogue entry, no HTTP)'])} | |")
+    lines += [
+        "",
+        "| result | value | goal | met? |",
+        "|---|---|---|---|",
+        f"| ratio accelerate / releasehub (median wall times) | **{res['ratio']:.1f}x** | >= {res['goal']:g}x | "
+        f"{ok(res['met'])} |",
+        f"| bytes fetched / bytes of tensor data | **{pct:.6f}%** | < {res['fetched_goal_pct']}% | "
+        f"{ok(res['fetched_met'])} |" if pct is not None else
+        f"| bytes fetched / bytes of tensor data | ? (no `reading` in the JSON) | "
+        f"< {res['fetched_goal_pct']}% | **NO** |",
+        f"| `parameters.total` | {num(res['parameters_total'])} | exactly {res['parameters_expected']:,} | "
+        f"{ok(res['parameters_ok'])} |",
+        "",
+        "| reading (`reading` object of `releasehub analyze --format json`) | value |",
+        "|---|---|",
+        f"| files read | {num(reading.get('files'))} of {repo['shards']} shards |",
+        f"| HTTP requests | {num(reading.get('requests'))} |",
+        f"| bytes fetched (response bodies) | {num(reading.get('bytes_fetched'))} |",
+        f"| bytes of tensor data (`stored_bytes`) | {num(reading.get('stored_bytes'))} |",
+        f"| header bytes the CLI parsed (`header_bytes`) | {num(reading.get('header_bytes'))} |",
+        f"| stand-in cross-check: 2 ranged GETs per shard (length, then exactly the header) | "
+        f"{st['bytes_fetched']:,} bytes in {st['requests']:,} requests, {st['seconds']:.2f} s; same header bytes "
+        f"as the CLI: {ok(res['bytes_agree'])} |",
+        f"| headers in the repo (8-byte length + JSON, all shards) | {repo['header_bytes']:,} bytes |",
+        "",
+        "Memory figures of both tools, as a sanity check (accelerate prints binary units as \"GB\"):",
+        "",
+        "| | accelerate estimate-memory | releasehub analyze |",
+        "|---|---|---|",
+    ]
+    wb = res.get("weights_bytes")
+    f16 = acc["float16"]
+    counted = res["accelerate_model_parameters"]
+    for dtype, theirs in (("float16", "fp16"), ("int8", "int8"), ("int4", "int4")):
+        ours = analysis.weights_for(wb, dtype)
+        lines.append(f"| weights, {dtype} | \"Total Size\" {acc[dtype]['total_size']} = "
+                     f"{(acc[dtype]['total_bytes'] or 0) / 1e9:,.1f} GB | `resourcing.weights_bytes.{theirs}` "
+                     + (f"{ours:,} bytes = {ours / 1e9:,.1f} GB |" if ours is not None else f"{wb!r} |"))
+    lines += [
+        f"| what is counted | `AutoModel` on the meta device = `LlamaModel`, without `lm_head`: "
+        f"{counted['without_head']:,} parameters (the float16 row is that x 2 bytes: "
+        f"{ok(res['accelerate_float16_matches_meta_model'])}) | the tensors in the shard headers: "
+        f"{repo['parameters']:,} parameters |",
+        f"| largest layer, float16 | {f16['largest_layer']} | |",
+        "",
+        "The difference between the two tools' figures is the LM head "
+        f"({counted['with_head'] - counted['without_head']:,} parameters, "
+        f"{(counted['with_head'] - counted['without_head']) * 2 / 1e9:,.1f} GB in 16 bit), which "
+        "accelerate's `AutoModel` leaves out.",
+        "",
+        f"Ingestion (not timed against anything): writing the sparse shards {ing.get('write_sparse_s', 0):.1f} s; "
+        + ("sha256 of the shards from the cache; " if ing.get("hash_cached") else
+           f"sha256 of {ing['apparent_bytes'] / 1e9:,.0f} GB {ing.get('hash_s', 0):.0f} s; ")
+        + f"renaming into the store and recording the blobs {ing.get('publish_s', 0):.2f} s; repo creation, "
+        f"LFS batch check and commit over HTTP {ing.get('commit_s', 0):.2f} s.",
+        "",
+        _load_line(res),
+        "",
+    ]
+    return lines
+
+
 def code_line(results: dict) -> str:
     """Fingerprints of src/releasehub before/after each benchmark (others may edit the tree)."""
     prints = {name: r.get("code", {}) for name, r in results.items()}
+    if not prints:
+        return "no benchmark completed in this run."
     seen = {v for c in prints.values() for v in c.values()}
     if len(seen) == 1:
         return (f"`src/releasehub` fingerprint `{seen.pop()}` (sha256 of its .py files, via "
@@ -261,7 +413,80 @@ def code_line(results: dict) -> str:
             "differ measured a mix of versions.")
 
 
-def render(results: dict, errors: dict, info: dict, started: str, elapsed_s: float, argv: list[str]) -> str:
+def _summary_rows(name: str, r: dict) -> list[tuple[str, bool]]:
+    """(markdown row, goal met) of one benchmark's lines in the summary table."""
+    if name == "analysis":
+        label = NAMES[name]
+        pct = r.get("fetched_pct")
+        return [
+            (f"| {label}: wall time | {_num(r['releasehub'], 's')} | {_num(r['reference'], 's')} "
+             f"({r['reference_name']}) | **{r['ratio']:.1f}x** faster | >= {r['goal']:g}x | "
+             f"{'yes' if r['met'] else '**NO**'} |", r["met"]),
+            (f"| {label}: bytes fetched | {r['reading'].get('bytes_fetched', 0):,} bytes of "
+             f"{r['reading'].get('stored_bytes', 0):,} | | **{pct:.6f}%** | < {r['fetched_goal_pct']}% | "
+             f"{'yes' if r['fetched_met'] else '**NO**'} |" if pct is not None else
+             f"| {label}: bytes fetched | ? | | | < {r['fetched_goal_pct']}% | **NO** |", r["fetched_met"]),
+        ]
+    return [(f"| {NAMES[name]} | {_num(r['releasehub'], r['unit'])} | {_num(r['reference'], r['unit'])} "
+             f"({r['reference_name']}) | **{r['ratio']:.2f}x** | >= {r['goal']}x | "
+             f"{'yes' if r['met'] else '**NO**'} |", r["met"])]
+
+
+# ---------------------------------------------------------------- carrying sections over
+
+def _chunks(text: str) -> list[str]:
+    """The document cut before every `## ` heading (the first chunk is the preamble)."""
+    chunks: list[str] = []
+    current: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("## ") and current:
+            chunks.append("\n".join(current))
+            current = []
+        current.append(line)
+    if current:
+        chunks.append("\n".join(current))
+    return chunks
+
+
+def carry_over(old_text: str, names: list[str]) -> dict:
+    """What an existing document says about benchmarks not rerun now: their summary rows,
+    sections and findings paragraphs, verbatim, with the date and code line of that run."""
+    def field_(label: str) -> str:
+        match = re.search(rf"^- \*\*{label}\*\*: (.*)$", old_text, re.M)
+        return match.group(1).strip() if match else "an earlier run"
+
+    out: dict = {"date": field_("Date").split(" (run took")[0], "command": field_("Command"),
+                 "code": field_("Code measured").rstrip("."), "rows": {}, "sections": {}, "findings": {},
+                 "dates": {}, "then": {}}
+    out["then"][out["date"]] = f"command {out['command']}; code measured then: {out['code']}"
+    earlier = re.search(r"^- \*\*Carried over\*\*: .*? from the run of (.+?) \((command .*)\), unchanged;",
+                        old_text, re.M)
+    if earlier:  # sections carried twice keep what was said about their own run
+        out["then"][earlier.group(1)] = earlier.group(2)
+    chunks = _chunks(old_text)
+    for name in names:
+        rows = [line for line in old_text.splitlines() if line.startswith(f"| {NAMES[name]}")]
+        if rows:
+            out["rows"][name] = rows
+        for chunk in chunks:
+            heading = chunk.splitlines()[0]
+            if heading.startswith(SECTION_HEADINGS[name]) or heading == f"## {name}: FAILED":
+                body = chunk.rstrip().splitlines()
+                earlier = re.search(r"^\*Carried over from the run of (.+?); not rerun", chunk, re.M)
+                out["dates"][name] = earlier.group(1) if earlier else out["date"]
+                note = [] if earlier else ["", f"*Carried over from the run of {out['date']}; not rerun this time.*"]
+                out["sections"][name] = [body[0], *note, *body[1:], ""]
+            elif heading == "## Findings":
+                for para in chunk.split("\n\n"):
+                    if para.lstrip().startswith(FINDING_LABELS[name]):
+                        out["findings"][name] = para.strip().splitlines() + [""]
+    return out
+
+
+def render(results: dict, errors: dict, info: dict, started: str, elapsed_s: float, argv: list[str],
+           carried: dict | None = None) -> str:
+    carried = carried or {"rows": {}, "sections": {}, "findings": {}, "dates": {}}
+    kept = [n for n in BENCHMARKS if n not in results and n not in errors and n in carried["sections"]]
     lines = [
         "# Benchmarks",
         "",
@@ -277,33 +502,51 @@ def render(results: dict, errors: dict, info: dict, started: str, elapsed_s: flo
         f"- **Versions**: {info['versions']}",
         f"- **Tools**: {info['tools']}",
         f"- **Code measured**: {code_line(results)}",
+    ]
+    if kept:
+        dates = sorted({carried["dates"].get(n, carried["date"]) for n in kept})
+        then = f" ({carried['then'][dates[0]]})" if len(dates) == 1 and dates[0] in carried.get("then", {}) else ""
+        lines.append(
+            f"- **Carried over**: the sections on {', '.join(NAMES[n] for n in kept)} are from the run"
+            f"{'s' if len(dates) > 1 else ''} of {', '.join(dates)}{then}, unchanged; this run measured only "
+            f"{', '.join(NAMES[n] for n in BENCHMARKS if n in results or n in errors) or 'nothing'}.")
+    lines += [
         "",
         "## Summary",
         "",
         "| benchmark | releasehub | reference | ratio | goal | met? |",
         "|---|---|---|---|---|---|",
     ]
-    names = {"download": "download 1 large file", "head_rps": "HEAD small file (auth, private)",
-             "upload": "push 1 large file"}
+    missed: list[str] = []
     for name in BENCHMARKS:
         if name in results:
-            r = results[name]
-            lines.append(
-                f"| {names[name]} | {_num(r['releasehub'], r['unit'])} | {_num(r['reference'], r['unit'])} "
-                f"({r['reference_name']}) | **{r['ratio']:.2f}x** | >= {r['goal']}x | "
-                f"{'yes' if r['met'] else '**NO**'} |")
+            for row, met in _summary_rows(name, results[name]):
+                lines.append(row)
+                if not met:
+                    missed.append(row.split(" | ")[0].lstrip("| "))
         elif name in errors:
-            lines.append(f"| {names[name]} | failed | | | | **NO** (see below) |")
+            lines.append(f"| {NAMES[name]} | failed | | | | **NO** (see below) |")
+        elif name in kept:
+            for row in carried["rows"].get(name, []):
+                cells = row.split(" | ")
+                if "(run of " not in cells[0]:
+                    cells[0] += f" (run of {carried['dates'].get(name, carried['date'])})"
+                lines.append(" | ".join(cells))
+                if "**NO**" in row.rsplit("|", 2)[-2]:
+                    missed.append(row.split(" | ")[0].lstrip("| "))
     lines.append("")
-    missed = [names[n] for n in BENCHMARKS if n in results and not results[n]["met"]]
     if missed:
-        lines += [f"Goals **not met** in this run: {', '.join(missed)}. See the findings below.", ""]
-    for name, section in (("download", section_download), ("head_rps", section_head), ("upload", section_upload)):
+        lines += [f"Goals **not met**: {', '.join(missed)}. See the findings below.", ""]
+    sections = {"download": section_download, "head_rps": section_head, "upload": section_upload,
+                "analysis": section_analysis}
+    for name in BENCHMARKS:
         if name in results:
-            lines += section(results[name])
+            lines += sections[name](results[name])
         elif name in errors:
             lines += [f"## {name}: FAILED", "", "```", errors[name].strip()[-3000:], "```", ""]
-    lines += findings(results)
+        elif name in kept:
+            lines += carried["sections"][name]
+    lines += findings(results, {n: carried["findings"][n] for n in kept if n in carried["findings"]})
     lines += [
         "## Method notes",
         "",
@@ -312,7 +555,8 @@ def render(results: dict, errors: dict, info: dict, started: str, elapsed_s: flo
         "`/tmp/rhbench-*` and is removed afterwards, also on failure.",
         "- releasehub runs exactly as `releasehub serve --data-dir D --port P` (1 granian worker, SQLite "
         "and local blobs in D); users and tokens are made with the `releasehub users/tokens` commands.",
-        "- Throughput is in MB/s with 1 MB = 10^6 bytes; sizes are in MiB.",
+        "- Throughput is in MB/s with 1 MB = 10^6 bytes; sizes are in MiB, except in the analysis "
+        "section (GB = 10^9 bytes; accelerate prints binary units, GiB, as \"GB\").",
         "- The machine may be shared with other work (test runs of other engineers). Before measuring, "
         "each benchmark waits (at most 3 minutes) for three consecutive 1-second samples with less than "
         "15% total CPU busy. During every timed run it measures the CPU used by anything else "
@@ -331,13 +575,16 @@ def render(results: dict, errors: dict, info: dict, started: str, elapsed_s: flo
     return "\n".join(lines)
 
 
-def findings(results: dict) -> list[str]:
+def findings(results: dict, carried: dict | None = None) -> list[str]:
     """Observations derived from this run's figures, profiles and traces (nothing hard-coded about
-    the server's code, which others may change between runs)."""
+    the server's code, which others may change between runs); `carried` holds the paragraphs of
+    benchmarks not rerun, taken verbatim from the previous document."""
+    carried = carried or {}
     lines = ["## Findings", ""]
     med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
     verdict = lambda r: "goal met" if r["met"] else "goal **NOT met**"  # noqa: E731
 
+    lines += carried.get("download", [])
     d = results.get("download")
     if d:
         lines += [
@@ -365,6 +612,7 @@ def findings(results: dict) -> list[str]:
                 lines += [f"  - strace counts: releasehub {rh}; nginx {ng}."]
         lines.append("")
 
+    lines += carried.get("head_rps", [])
     h = results.get("head_rps")
     if h:
         lines += [
@@ -405,6 +653,7 @@ def findings(results: dict) -> list[str]:
                 ]
         lines.append("")
 
+    lines += carried.get("upload", [])
     u = results.get("upload")
     if u:
         push_s = med(u["releasehub_runs_s"])
@@ -437,6 +686,58 @@ def findings(results: dict) -> list[str]:
             + f" The measured {push_s:.1f} s leaves {push_s - overlap:.1f} s above the first floor.",
         ]
         lines.append("")
+
+    lines += carried.get("analysis", [])
+    a = results.get("analysis")
+    if a:
+        rd = a.get("reading") or {}
+        st = a["standin"]
+        up = a.get("startup_s") or {}
+        rh_up, acc_up = up.get("releasehub analyze --help"), up.get("accelerate estimate-memory --help")
+        pct = a.get("fetched_pct")
+        fetched = rd.get("bytes_fetched")
+        text = (f"- **Analysis** ({a['ratio']:.1f}x faster than `accelerate estimate-memory`, {verdict(a)}; "
+                + (f"{pct:.6f}% of the weights fetched, goal {'met' if a['fetched_met'] else '**NOT met**'}"
+                   if pct is not None else "bytes fetched unknown")
+                + f"): `releasehub analyze` read {rd.get('files', '?')} safetensors headers with "
+                f"{rd.get('requests', '?')} HTTP requests")
+        if isinstance(fetched, int) and fetched:
+            text += (f" and {fetched:,} bytes, {a['repo']['stored_bytes'] / fetched:,.0f} times less than the "
+                     f"{a['repo']['stored_bytes'] / 1e9:,.1f} GB of weights")
+        text += (f"; the stand-in reader's header count {'agrees' if a['bytes_agree'] else '**differs**'} "
+                 f"({st['bytes_fetched']:,} bytes in {st['requests']} requests). Median wall time "
+                 f"{a['releasehub']:.2f} s against {a['reference']:.2f} s.")
+        lines.append(text)
+        catalogue = up.get("releasehub analyze (catalogue entry, no HTTP)")
+        if rh_up is not None and acc_up is not None:
+            goal_s = a["reference"] / a["goal"]
+            sub = (f"  - Where the time goes. Start-up alone (the command with `--help`): releasehub analyze "
+                   f"{rh_up:.2f} s, accelerate {acc_up:.2f} s; accelerate's remaining "
+                   f"{max(a['reference'] - acc_up, 0):.2f} s fetch the model info and config.json and build "
+                   "the 126 layers on the meta device.")
+            if catalogue is not None:
+                sub += (f" `releasehub analyze` of its built-in catalogue entry for the same model (all the "
+                        f"work but the HTTP reads) takes {catalogue:.2f} s, which leaves about "
+                        f"{max(a['releasehub'] - catalogue, 0):.2f} s for reading the repo over HTTP.")
+            cpu = a.get("server_cpu_s") or {}
+            if cpu.get("releasehub"):
+                sub += (f" The server (one granian worker) spent {_median(cpu['releasehub']):.2f} s of CPU per "
+                        f"analyze run, {1000 * _median(cpu['releasehub']) / max(rd.get('requests') or 1, 1):.1f} ms "
+                        f"for each of the {rd.get('requests', '?')} header reads (the few metadata requests "
+                        "included), on the same 2 CPUs as the client.")
+            sub += (f" The stand-in, two ranged GETs per shard one after another from a warm process, needed "
+                    f"{st['seconds']:.2f} s ({1000 * st['seconds'] / max(st['requests'], 1):.1f} ms per request).")
+            if not a["met"]:
+                floor = catalogue if catalogue is not None else rh_up
+                sub += (f" The goal ({a['goal']:g}x) means {goal_s:.2f} s here"
+                        + (f", less than the {floor:.2f} s the command needs without any HTTP read, so it "
+                           "cannot be met by reading faster alone: the command's start-up (imports) would "
+                           "have to shrink too." if floor >= goal_s else "."))
+            lines.append(sub)
+        if not a["parameters_ok"]:
+            lines.append(f"  - `parameters.total` was {a['parameters_total']!r}, not "
+                         f"{a['parameters_expected']:,}.")
+        lines.append("")
     return lines
 
 
@@ -444,13 +745,19 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="file size of download and upload")
-    parser.add_argument("--runs", type=int, default=None, help="runs of download (7) and upload (3)")
+    parser.add_argument("--runs", type=int, default=None, help="runs of download (7), upload (3) and analysis (5)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per HEAD load run")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the HEAD benchmark")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw results as JSON")
+    parser.add_argument("--fresh", action="store_true",
+                        help="with --only: do not carry the other benchmarks' sections over from the existing document")
     args = parser.parse_args(argv)
+    carried = None
+    skipped = [n for n in BENCHMARKS if n not in args.only]
+    if skipped and not args.fresh and args.output.exists():
+        carried = carry_over(args.output.read_text(), skipped)
 
     started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     t0 = time.monotonic()
@@ -466,11 +773,13 @@ def main(argv: list[str] | None = None) -> dict:
                 results[name] = head_rps.run(args.duration, rounds=args.rounds)
             elif name == "upload":
                 results[name] = upload.run(args.size_mib, args.runs or 3)
+            elif name == "analysis":
+                results[name] = analysis.run(args.runs or 5)
         except Exception:  # noqa: BLE001 - reported in the document
             errors[name] = traceback.format_exc()
             console.print(f"[red]{name} failed[/red]\n{errors[name]}")
     elapsed = time.monotonic() - t0
-    text = render(results, errors, info, started, elapsed, argv)
+    text = render(results, errors, info, started, elapsed, argv, carried)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
     console.print(f"wrote {args.output}")

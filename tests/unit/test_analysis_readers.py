@@ -33,7 +33,7 @@ from releasehub.analysis.readers import (
     summarize_gguf,
     summarize_safetensors,
 )
-from releasehub.analysis.readers.safetensors import DTYPE_BITS
+from releasehub.analysis.readers.safetensors import DTYPE_BITS, prefetch_bytes
 from releasehub.analysis.snapshot import (
     LocalDirSnapshot,
     LocalFileSnapshot,
@@ -226,11 +226,19 @@ def test_sparse_large_checkpoint_and_new_dtypes(tmp_path: Path) -> None:
     assert summary.stored_bytes == 128_256 * 8192 * 2 + 8192 * 28_672 + 1024 + 128 + 12
 
 
-def test_reading_a_header_makes_exactly_two_reads(tmp_path: Path) -> None:
+def test_a_header_takes_one_read_when_it_fits_the_prefetch_and_two_otherwise(tmp_path: Path) -> None:
     path = write_st(tmp_path / "big.safetensors", {"w": ("BF16", [65_536, 65_536])})  # 8 GiB, sparse
     stats = FetchStats()
     header = read_header(LocalFileSource(path, stats=stats))
-    assert stats.requests == 2 and stats.bytes == header.header_bytes
+    size = path.stat().st_size
+    assert stats.requests == 1 and stats.bytes == prefetch_bytes(size) == size // 200_000
+    assert header.header_bytes < stats.bytes < size / 100_000
+    # A header longer than the prefetch: one more read, for exactly the rest of it.
+    many = write_st(tmp_path / "many.safetensors", {f"layer.{i}.weight": ("F32", [4]) for i in range(400)})
+    stats = FetchStats()
+    long_header = read_header(LocalFileSource(many, stats=stats))
+    assert long_header.header_bytes > prefetch_bytes(many.stat().st_size) == 4096
+    assert stats.requests == 2 and stats.bytes == long_header.header_bytes
     assert header.data_bytes == 65_536 * 65_536 * 2
 
 
@@ -301,7 +309,7 @@ def test_sharded_checkpoint_in_a_directory(tmp_path: Path) -> None:
     assert summary.parameters_by_dtype == {"BF16": 64_000 + 2 * 4096, "F32": 64}
     assert summary.metadata == {"format": "pt"}
     assert calls == [(1, 2), (2, 2)]
-    assert snapshot.stats.requests == 4
+    assert snapshot.stats.requests == 2  # one read per shard: each header fits the first read
 
 
 def test_index_naming_a_missing_shard(tmp_path: Path) -> None:
@@ -702,7 +710,7 @@ def test_local_file_snapshots(tmp_path: Path) -> None:
     snapshot = LocalFileSnapshot(path)
     assert snapshot.files() == {"weights.safetensors": path.stat().st_size}
     summary = load_weights(snapshot)
-    assert summary is not None and summary.parameters == 100 and snapshot.stats.requests == 2
+    assert summary is not None and summary.parameters == 100 and snapshot.stats.requests == 1
 
     config = tmp_path / "my-config.json"
     config.write_text('{"model_type": "llama", "quantization_config": {"bits": 4}}')
@@ -785,7 +793,7 @@ def test_hub_snapshot_against_a_fake_hub(tmp_path: Path) -> None:
     assert snapshot.read_text("sub/notes.md") == "hello" and snapshot.read_text("absent.txt") is None
     summary = load_weights(snapshot)
     assert summary is not None and summary.parameters == 64
-    assert (snapshot.stats.requests, snapshot.stats.bytes) == (2, summary.header_bytes)
+    assert (snapshot.stats.requests, snapshot.stats.bytes) == (1, len(weights))  # small file: all in one read
     assert all(r.headers["Authorization"] == "Bearer tok" for r in hub.requests)
     with pytest.raises(AnalysisError, match=r"the revision does not exist.*\(404\).*Invalid rev id: nope"):
         HubSnapshot("https://hub.example", "org/m", revision="nope", client=client)

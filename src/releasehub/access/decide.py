@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from releasehub.access.policy import CARD_FILES, NO_RULES, ReleaseRules
-from releasehub.accounts.service import Subject
+from releasehub.accounts.subject import Subject
 
 
 class Permission(enum.StrEnum):

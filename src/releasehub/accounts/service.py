@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select
@@ -12,6 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from releasehub.accounts.models import Membership, Org, Token, User
+from releasehub.accounts.subject import ANONYMOUS, Subject  # noqa: F401 - ANONYMOUS is re-exported
 from releasehub.db import utcnow
 from releasehub.errors import BadRequest, NameTaken, NotFound, TokenNotFound, UserNotFound
 from releasehub.names import validate_name
@@ -19,29 +19,6 @@ from releasehub.names import validate_name
 TOKEN_PREFIX = "rh_"
 SCOPES = ("read", "write")
 ROLES = ("read", "write", "admin")
-
-
-@dataclass(frozen=True)
-class Subject:
-    """Who is asking: the input of every access decision. Plain data, no database handle."""
-
-    user_id: int | None = None
-    name: str | None = None
-    is_admin: bool = False
-    scope: str = "read"
-    org_roles: dict[str, str] = field(default_factory=dict)
-    token_id: int | None = None
-
-    @property
-    def anonymous(self) -> bool:
-        return self.user_id is None
-
-    @property
-    def can_write(self) -> bool:
-        return self.scope == "write"
-
-
-ANONYMOUS = Subject()
 
 
 def hash_secret(secret: str) -> str:

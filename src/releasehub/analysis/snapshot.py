@@ -5,8 +5,8 @@ file, or a repo on any Hub-compatible endpoint (huggingface.co or a releasehub s
 server adds its own snapshot over its blob store, so this module imports nothing from the
 server or the database.
 
-`load_weights` turns a snapshot into a `WeightsSummary` by reading headers only: two ranged
-reads per safetensors shard, a few for a GGUF file.
+`load_weights` turns a snapshot into a `WeightsSummary` by reading headers only: one ranged
+read per safetensors shard (two for a header longer than the first read), a few for a GGUF file.
 """
 
 from __future__ import annotations

@@ -1,37 +1,73 @@
-"""The `releasehub` command."""
+"""The `releasehub` command.
+
+`releasehub analyze|compare|paper` are client commands that people run many times in a row,
+so they start without importing the server side (database, access, accounts): `main` builds
+an app of just those commands for them. Every other invocation, and `app` for tests, is the whole CLI.
+"""
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
-from releasehub.cli.access import access_app, policy_app
-from releasehub.cli.analysis import analyze, compare, paper
-from releasehub.cli.accounts import orgs_app, tokens_app, users_app
-from releasehub.cli.auditlog import audit_app
-from releasehub.cli.push import push
-from releasehub.cli.serve import db_app, demo, serve
-from releasehub.cli.webhooks import webhooks_app
+HELP = "releasehub: a self-hosted model release server that speaks the Hugging Face Hub API."
+CLIENT_COMMANDS = ("analyze", "compare", "paper")
 
-app = typer.Typer(
-    help="releasehub: a self-hosted model release server that speaks the Hugging Face Hub API.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-app.command("serve")(serve)
-app.command("demo")(demo)
-app.command("push")(push)
-app.command("analyze")(analyze)
-app.command("compare")(compare)
-app.command("paper")(paper)
-app.add_typer(db_app, name="db")
-app.add_typer(users_app, name="users")
-app.add_typer(orgs_app, name="orgs")
-app.add_typer(tokens_app, name="tokens")
-app.add_typer(access_app, name="access")
-app.add_typer(policy_app, name="policy")
-app.add_typer(webhooks_app, name="webhooks")
-app.add_typer(audit_app, name="audit")
+
+def _typer() -> typer.Typer:
+    return typer.Typer(help=HELP, no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+def _add_client_commands(target: typer.Typer) -> None:
+    from releasehub.cli.analysis import analyze, compare, paper
+
+    target.command("analyze")(analyze)
+    target.command("compare")(compare)
+    target.command("paper")(paper)
+
+
+def build_app() -> typer.Typer:
+    from releasehub.cli.access import access_app, policy_app
+    from releasehub.cli.accounts import orgs_app, tokens_app, users_app
+    from releasehub.cli.auditlog import audit_app
+    from releasehub.cli.push import push
+    from releasehub.cli.serve import db_app, demo, serve
+    from releasehub.cli.webhooks import webhooks_app
+
+    full = _typer()
+    full.command("serve")(serve)
+    full.command("demo")(demo)
+    full.command("push")(push)
+    _add_client_commands(full)
+    full.add_typer(db_app, name="db")
+    full.add_typer(users_app, name="users")
+    full.add_typer(orgs_app, name="orgs")
+    full.add_typer(tokens_app, name="tokens")
+    full.add_typer(access_app, name="access")
+    full.add_typer(policy_app, name="policy")
+    full.add_typer(webhooks_app, name="webhooks")
+    full.add_typer(audit_app, name="audit")
+    return full
+
+
+_app: typer.Typer | None = None
+
+
+def __getattr__(name: str) -> typer.Typer:
+    # `from releasehub.cli.main import app`: the whole CLI, built on first use.
+    global _app
+    if name != "app":
+        raise AttributeError(name)
+    if _app is None:
+        _app = build_app()
+    return _app
 
 
 def main() -> None:
-    app()
+    if len(sys.argv) > 1 and sys.argv[1] in CLIENT_COMMANDS:
+        client = _typer()
+        _add_client_commands(client)
+        client()
+        return
+    __getattr__("app")()
