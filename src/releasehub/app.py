@@ -19,6 +19,9 @@ from releasehub.accounts.routes import router as accounts_router
 from releasehub.auditlog import DownloadRecorder
 from releasehub.hubapi.access_routes import router as access_router
 from releasehub.hubapi.profile_routes import router as profile_router
+from releasehub.gateway import Gateway
+from releasehub.gateway.routes import GatewayError, gateway_error
+from releasehub.gateway.routes import router as gateway_router
 from releasehub.webhooks.dispatcher import Dispatcher
 from releasehub.webhooks.routes import router as webhook_router
 from releasehub.hubapi import errors
@@ -103,12 +106,14 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.state.download_recorder = recorder
         app.state.webhook_dispatcher = dispatcher
         app.state.geoip = GeoIP(services.settings.geoip_database) if services.settings.geoip_database else None
+        app.state.gateway = Gateway.start(services)
         dispatcher.start()
         try:
             yield
         finally:
             dispatcher.stop()
             recorder.close()
+            await app.state.gateway.close()
             if app.state.geoip is not None:
                 app.state.geoip.close()
             services.close()
@@ -133,6 +138,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(access_router)
     app.include_router(webhook_router)
     app.include_router(profile_router)
+    app.include_router(gateway_router)
+    app.add_exception_handler(GatewayError, gateway_error)  # OpenAI's error shape under /v1
     # The catch-all download route comes last so that /api/... routes match first.
     app.include_router(file_router)
     app.add_middleware(ResolveFastPath)

@@ -32,6 +32,8 @@ SETTINGS_DOC: dict[str, str] = {
                       "also check where an access request comes from. Empty: only the declared country.",
     "webhook_poll_seconds": "How often each server process looks for webhook deliveries that are due "
                             "(deliveries are also sent at once after the change that queued them).",
+    "redis_url": "Redis for the gateway's rate limits (redis://host:6379/0), so that every replica shares "
+                 "one budget per API key. Empty: limits are kept in each process (one replica).",
 }
 
 
@@ -56,6 +58,7 @@ class Settings:
     upload_url_ttl_seconds: int = 24 * 3600
     geoip_database: str = ""
     webhook_poll_seconds: int = 2
+    redis_url: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":

@@ -33,6 +33,7 @@ class Permission(enum.StrEnum):
     REPO_REVIEW = "repo:review"  # review access requests (write role, as on the Hub)
     ACCESS_REQUEST = "access:request"  # a signed-in subject asks for access to a repo they can see
     UPLOAD_LINK = "upload:link"  # signed LFS upload links (the signature is the credential)
+    GATEWAY_CALL = "gateway:call"  # the OpenAI-compatible API: an API key, then REPO_READ for its user
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,13 @@ def decide(
         return _not_found(subject, policy.repo_id)
 
     if permission in (Permission.REPO_READ, Permission.REPO_DOWNLOAD, Permission.REPO_LIST):
+        if (permission is Permission.REPO_DOWNLOAD and path is not None and policy.rules.hosted_only
+                and policy.rules.component_of(path) == "weights"
+                and (role is not None or file_visible(policy, grant, now, path))):
+            # Whatever else the policy says, and for the releasing team too: the weights stay here.
+            return Decision(False, f"{path} is part of a hosted-only release: {policy.repo_id} is used through "
+                                   "its API (POST /v1/chat/completions with an API key from the releaser), and its "
+                                   "weights are not downloadable.", 403, "HostedOnly")
         if role is not None:
             return Decision.allow(f"{role} of {policy.namespace}")
         if path is not None and not file_visible(policy, grant, now, path):

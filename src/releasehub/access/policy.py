@@ -181,12 +181,30 @@ class Eligibility(_Doc):
         return self == Eligibility()
 
 
+class TierApi(_Doc):
+    """What a tier's API keys may do on a hosted repo (the gateway): limits and depth of access.
+
+    Absent numbers are unlimited; absent depth flags are off (sampling only).
+    """
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+    requests_per_day: int | None = Field(default=None, ge=1)
+    concurrency: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)       # largest max_tokens a request may ask for
+    max_context: int | None = Field(default=None, ge=1)      # prompt tokens plus max_tokens
+    logprobs: bool = False                                   # logprobs / top_logprobs on outputs
+    top_logprobs: int = Field(default=0, ge=0, le=20)        # the largest top_logprobs allowed
+    echo: bool = False                                       # echo / prompt logprobs (completions)
+
+
 class Tier(_Doc):
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")
     components: tuple[str, ...]
     review: GateMode | None = None  # how requests for this tier are decided; default: the repo's gate
     grant_days: int | None = Field(default=None, ge=1, le=36500)
     description: str | None = Field(default=None, max_length=2000)
+    api: TierApi | None = None  # the gateway's limits for this tier's keys; default: the policy's `api`
 
 
 class Release(_Doc):
@@ -218,6 +236,9 @@ class PolicyDoc(_Doc):
     default_tier: str | None = None
     stages: tuple[Stage, ...] = ()
     grant_days: int | None = Field(default=None, ge=1, le=36500)
+    # Weight files never leave the server (downloads refused to everyone); use is through the gateway.
+    hosted_only: bool = False
+    api: TierApi | None = None  # gateway limits for keys whose tier sets none
 
     @field_validator("components")
     @classmethod
@@ -371,6 +392,7 @@ class ReleaseRules:
     tiers: dict[str, frozenset[str]] = field(default_factory=dict)
     default_tier: str | None = None
     stages: tuple[Stage, ...] = ()
+    hosted_only: bool = False
 
     @property
     def has_tiers(self) -> bool:
@@ -418,7 +440,7 @@ NO_RULES = ReleaseRules()
 
 
 def compile_rules(doc: PolicyDoc) -> ReleaseRules:
-    if not doc.tiers and not doc.stages and not doc.components:
+    if not doc.tiers and not doc.stages and not doc.components and not doc.hosted_only:
         return NO_RULES
     default_tier = doc.default_tier
     if default_tier is None and doc.tiers:
@@ -428,4 +450,5 @@ def compile_rules(doc: PolicyDoc) -> ReleaseRules:
         tiers={t.name: frozenset(t.components) for t in doc.tiers},
         default_tier=default_tier,
         stages=doc.stages,
+        hosted_only=doc.hosted_only,
     )

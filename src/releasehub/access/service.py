@@ -171,6 +171,9 @@ def apply_card(session: Session, repo: Repo, card: dict[str, Any] | None, actor:
     as it was, and the problem is shown as the card's error).
     """
     from_card = policy_from_card(card, now or utcnow())
+    # Like visibility and the gate mode, hosted-only is the admin's: a writer's card cannot
+    # open (or close) the weights of a hosted release.
+    from_card.pop("hosted_only", None)
     if not from_card:
         return None
     merged = {**(repo.policy or {}), **from_card}

@@ -31,6 +31,7 @@ def build_app() -> typer.Typer:
     from releasehub.cli.access import access_app, policy_app
     from releasehub.cli.accounts import orgs_app, tokens_app, users_app
     from releasehub.cli.auditlog import audit_app
+    from releasehub.cli.gateway import hosted_app, keys_app, usage
     from releasehub.cli.push import push
     from releasehub.cli.serve import db_app, demo, serve
     from releasehub.cli.webhooks import webhooks_app
@@ -39,6 +40,7 @@ def build_app() -> typer.Typer:
     full.command("serve")(serve)
     full.command("demo")(demo)
     full.command("push")(push)
+    full.command("usage")(usage)
     _add_client_commands(full)
     full.add_typer(db_app, name="db")
     full.add_typer(users_app, name="users")
@@ -48,6 +50,8 @@ def build_app() -> typer.Typer:
     full.add_typer(policy_app, name="policy")
     full.add_typer(webhooks_app, name="webhooks")
     full.add_typer(audit_app, name="audit")
+    full.add_typer(hosted_app, name="hosted")
+    full.add_typer(keys_app, name="keys")
     return full
 
 

@@ -1,0 +1,293 @@
+"""The gateway end to end: the real server, an engine process speaking the OpenAI protocol, the
+unchanged `openai` client, and the operator CLI as subprocesses.
+
+The engine is tests/engine/openai_engine.py (see its README for why it stands in for vLLM or
+llama.cpp here). Engine faults are flags of separate engine processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any, Iterator
+
+import httpx
+import openai
+import pytest
+from huggingface_hub import HfApi
+
+from engine.openai_engine import start_engine, stop_engine
+from releasehub.gateway.models import UsageDaily
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[str]:
+    process, base = start_engine(model="engine-model")
+    yield base
+    stop_engine(process)
+
+
+def operator(server: Any, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    done = subprocess.run([sys.executable, "-m", "releasehub", *args, "--data-dir", str(server.data_dir),
+                           "--database-url", server.database_url], capture_output=True, text=True, env=env,
+                          timeout=120)
+    if check:
+        assert done.returncode == 0, done.stderr + done.stdout
+    return done
+
+
+TIERS = {
+    "tiers": [
+        {"name": "public", "components": ["documentation"],
+         "api": {"requests_per_minute": 3, "max_tokens": 64}},
+        {"name": "researcher", "components": ["documentation", "weights"],
+         "api": {"tokens_per_minute": 400, "logprobs": True, "top_logprobs": 5, "echo": True}},
+    ],
+}
+
+
+def hosted_repo(server: Any, api: HfApi, owner: tuple[str, str], engine: str, policy: dict | None = None,
+                *extra: str) -> str:
+    repo_id = f"{owner[0]}/hosted-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id)
+    api.upload_file(path_or_fileobj=b"weights", path_in_repo="model.safetensors", repo_id=repo_id)
+    put = httpx.put(f"{server.url}/api/models/{repo_id}/policy", json=policy or TIERS,
+                    headers={"Authorization": f"Bearer {owner[1]}"})
+    assert put.status_code == 200, put.text
+    operator(server, "hosted", "attach", repo_id, "--backend", f"{engine}/v1", "--model", "engine-model",
+             "--hosted-only", *extra)
+    return repo_id
+
+
+def new_key(server: Any, user: str, repo_id: str, tier: str) -> str:
+    return operator(server, "keys", "create", user, "--repo", repo_id, "--tier", tier).stdout.strip().splitlines()[-1]
+
+
+_OPEN: list[openai.OpenAI] = []
+
+
+def client(server: Any, key: str) -> openai.OpenAI:
+    made = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
+    _OPEN.append(made)
+    return made
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def away_from_minute_edge() -> None:
+    """Limits use fixed minute windows: start a burst that must stay inside one window well before its end."""
+    into = time.time() % 60
+    if into > 45:
+        time.sleep(60.5 - into)
+
+
+def wait_for_usage(server: Any, repo_id: str, requests: int, timeout: float = 10) -> UsageDaily:
+    namespace, name = repo_id.split("/")
+    deadline = time.monotonic() + timeout
+    while True:
+        with server.db.session() as session:
+            from releasehub.repos.models import Repo
+
+            repo = session.query(Repo).filter_by(namespace=namespace, name=name).one()
+            rows = session.query(UsageDaily).filter_by(repo_id=repo.id).all()
+            total = sum(r.requests for r in rows)
+            if total >= requests or time.monotonic() > deadline:
+                assert total == requests, (total, requests)
+                session.expunge_all()
+                return rows[0]
+        time.sleep(0.2)
+
+
+def test_chat_streaming_usage_and_hosted_only(server: Any, api: HfApi, owner: tuple[str, str], engine: str) -> None:
+    repo_id = hosted_repo(server, api, owner, engine)
+    user, user_token = server.user()
+    key = new_key(server, user, repo_id, "researcher")
+    c = client(server, key)
+    assert [m.id for m in c.models.list()] == [repo_id]
+
+    reply = c.chat.completions.with_raw_response.create(
+        model=repo_id, messages=[{"role": "user", "content": "one two three four"}], max_tokens=3)
+    chat = reply.parse()
+    assert chat.model == "engine-model" and chat.usage.completion_tokens == 3
+    assert chat.choices[0].finish_reason == "length" and chat.choices[0].message.content
+    assert reply.headers["x-ratelimit-limit-tokens"] == "400"
+    assert 0 <= int(reply.headers["x-ratelimit-remaining-tokens"]) < 400
+
+    chunks = list(c.chat.completions.create(model=repo_id, messages=[{"role": "user", "content": "a b c"}],
+                                            max_tokens=5, stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].usage is not None and chunks[-1].choices == []
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert text and chunks[-1].usage.completion_tokens == len(text.split())
+    # Without include_usage the client gets no usage chunk, though the gateway asked the engine for one.
+    plain = list(c.chat.completions.create(model=repo_id, messages=[{"role": "user", "content": "a b"}],
+                                           max_tokens=2, stream=True))
+    assert all(ch.usage is None for ch in plain) and all(ch.choices for ch in plain)
+    plain_tokens = len("".join(ch.choices[0].delta.content or "" for ch in plain).split())
+    forwarded = httpx.get(f"{engine}/_test/requests").json()
+    assert forwarded[-1]["body"]["stream_options"] == {"include_usage": True}
+    assert forwarded[-1]["body"]["model"] == "engine-model"
+
+    logprobs = c.chat.completions.create(model=repo_id, messages=[{"role": "user", "content": "x y"}],
+                                         max_tokens=2, logprobs=True, top_logprobs=3)
+    assert len(logprobs.choices[0].logprobs.content[0].top_logprobs) == 3
+    # The weights of a hosted-only release never leave the server, not even for the owner; for
+    # outsiders the public tier hides them altogether (a hidden file answers as a missing one).
+    got = httpx.get(f"{server.url}/{repo_id}/resolve/main/model.safetensors",
+                    headers={"Authorization": f"Bearer {owner[1]}"})
+    assert got.status_code == 403 and got.headers["x-error-code"] == "HostedOnly"
+    assert httpx.get(f"{server.url}/{repo_id}/resolve/main/model.safetensors").status_code == 404
+    # A writer's card cannot open them: hosted_only is the admin's, like visibility.
+    api.upload_file(path_or_fileobj=b"---\nreleasehub:\n  hosted_only: false\n---\n# card\n",
+                    path_in_repo="README.md", repo_id=repo_id)
+    got = httpx.get(f"{server.url}/{repo_id}/resolve/main/model.safetensors",
+                    headers={"Authorization": f"Bearer {owner[1]}"})
+    assert got.status_code == 403 and got.headers["x-error-code"] == "HostedOnly"
+    out_tokens = (chat.usage.completion_tokens + chunks[-1].usage.completion_tokens + plain_tokens
+                  + logprobs.usage.completion_tokens)
+    row = wait_for_usage(server, repo_id, 4)
+    assert row.prompt_tokens > 0 and row.completion_tokens == out_tokens
+    usage = json.loads(operator(server, "usage", "--repo", repo_id, "--by", "key", "--json").stdout)
+    assert usage["requests"] == 4 and usage["completion_tokens"] == out_tokens
+    # The same over HTTP: the releaser sees every key of the repo, the key's user their own, others nothing.
+    for token, expected in ((owner[1], 4), (user_token, 4), (server.user()[1], 0)):
+        rows = httpx.get(f"{server.url}/api/gateway/usage", params={"repo": repo_id},
+                         headers={"Authorization": f"Bearer {token}"}).json()
+        assert sum(r["requests"] for r in rows) == expected
+
+
+def test_limits_depth_and_refusals(server: Any, api: HfApi, owner: tuple[str, str], engine: str) -> None:
+    repo_id = hosted_repo(server, api, owner, engine)
+    user, _ = server.user()
+    c = client(server, new_key(server, user, repo_id, "public"))
+    ask = {"model": repo_id, "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 4}
+    with pytest.raises(openai.PermissionDeniedError) as denied:
+        c.chat.completions.create(**ask, logprobs=True)
+    assert "'researcher' tier allows logprobs" in denied.value.message
+    with pytest.raises(openai.BadRequestError, match="more than your tier's 64"):
+        c.chat.completions.create(**{**ask, "max_tokens": 100})
+    away_from_minute_edge()
+    for _ in range(3):
+        c.chat.completions.create(**ask)
+    with pytest.raises(openai.RateLimitError) as limited:
+        c.chat.completions.create(**ask)
+    error = limited.value
+    assert error.code == "rate_limit_exceeded" and int(error.response.headers["retry-after"]) >= 1
+    assert error.response.headers["x-ratelimit-remaining-requests"] == "0"
+    assert error.body["type"] == "requests" and "requests per minute" in error.body["message"]
+
+
+def test_revocation_kill_switch_and_policy_hook(server: Any, api: HfApi, owner: tuple[str, str], engine: str) -> None:
+    repo_id = hosted_repo(server, api, owner, engine)
+    user, _ = server.user()
+    key = new_key(server, user, repo_id, "researcher")
+    c = client(server, key)
+    ask = {"model": repo_id, "messages": [{"role": "user", "content": "tell me about the weather"}],
+           "max_tokens": 2}
+    c.chat.completions.create(**ask)
+
+    operator(server, "hosted", "hook", repo_id, "--block", r"forbidden\s+topic")
+    with pytest.raises(openai.BadRequestError) as refused:
+        c.chat.completions.create(**{**ask, "messages": [{"role": "user", "content": "a Forbidden  topic"}]})
+    assert refused.value.code == "content_policy_violation"
+    c.chat.completions.create(**ask)
+
+    operator(server, "hosted", "disable", repo_id, "--reason", "incident 42")
+    with pytest.raises(openai.InternalServerError) as off:
+        c.chat.completions.create(**ask)
+    assert off.value.status_code == 503 and "incident 42" in off.value.message
+    operator(server, "hosted", "enable", repo_id)
+    c.chat.completions.create(**ask)
+
+    operator(server, "keys", "revoke", key.split(".")[0], "--reason", "abuse")
+    with pytest.raises(openai.AuthenticationError, match="revoked: abuse"):
+        c.chat.completions.create(**ask)
+    # Someone else's key does not reveal that the repo exists.
+    other, _ = server.user()
+    other_repo = hosted_repo(server, api, owner, engine)
+    stranger = client(server, new_key(server, other, other_repo, "public"))
+    with pytest.raises(openai.NotFoundError):
+        stranger.chat.completions.create(**ask)
+    with server.db.session() as session:
+        from releasehub.auditlog.models import AuditEvent
+
+        events = [e.details for e in session.query(AuditEvent).filter_by(repo=repo_id, action="gateway.request")]
+    assert {e["outcome"] for e in events} >= {"ok", "refused"}
+    assert all("prompt" not in e for e in events)  # prompts are not stored unless the releaser says so
+
+
+def test_engine_failures(server: Any, api: HfApi, owner: tuple[str, str]) -> None:
+    user, _ = server.user()
+    down, base_down = start_engine(model="engine-model")
+    stop_engine(down)
+    broken, base_broken = start_engine(model="engine-model", fail_after_chunks=2)
+    slow, base_slow = start_engine(model="engine-model", delay_ms=3000)
+    try:
+        repo_down = hosted_repo(server, api, owner, base_down)
+        c = client(server, new_key(server, user, repo_down, "researcher"))
+        ask = {"model": repo_down, "messages": [{"role": "user", "content": "a b c d e f"}], "max_tokens": 5}
+        with pytest.raises(openai.APIStatusError) as unreachable:
+            c.chat.completions.create(**ask)
+        assert unreachable.value.status_code == 502 and "unreachable" in unreachable.value.message
+
+        repo_slow = hosted_repo(server, api, owner, base_slow, None, "--timeout", "1")
+        c = client(server, new_key(server, user, repo_slow, "researcher"))
+        with pytest.raises(openai.APIStatusError) as timeout:
+            c.chat.completions.create(**{**ask, "model": repo_slow})
+        assert timeout.value.status_code == 504
+
+        repo_broken = hosted_repo(server, api, owner, base_broken)
+        c = client(server, new_key(server, user, repo_broken, "researcher"))
+        with pytest.raises(openai.APIError, match="stream broke off"):
+            for _ in c.chat.completions.create(**{**ask, "model": repo_broken}, stream=True):
+                pass
+        row = wait_for_usage(server, repo_broken, 1)
+        assert row.errors == 1 and row.completion_tokens == 2  # estimated from the chunks that came
+    finally:
+        stop_engine(broken)
+        stop_engine(slow)
+
+
+def test_two_replicas_share_one_budget_through_redis(tmp_path_factory: pytest.TempPathFactory, engine: str) -> None:
+    import redis
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import start_server, stop_server
+
+    url = "redis://127.0.0.1:6379/14"
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    first_dir = tmp_path_factory.mktemp("replica-a")
+    first = start_server(first_dir, "", {"RELEASEHUB_REDIS_URL": url})
+    second = start_server(tmp_path_factory.mktemp("replica-b"), first.database_url, {"RELEASEHUB_REDIS_URL": url})
+    try:
+        owner, token = first.user()
+        hub = HfApi(endpoint=first.url, token=token)
+        policy = {"api": {"requests_per_minute": 5}}
+        repo_id = hosted_repo(first, hub, (owner, token), engine, policy)
+        key = new_key(first, owner, repo_id, "default")
+        body = {"model": repo_id, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+
+        def call(i: int) -> int:
+            target = (first, second)[i % 2]
+            return httpx.post(f"{target.url}/v1/chat/completions", json=body,
+                              headers={"Authorization": f"Bearer {key}"}, timeout=30).status_code
+
+        away_from_minute_edge()
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            statuses = list(pool.map(call, range(12)))
+        assert sorted(statuses) == [200] * 5 + [429] * 7, statuses
+    finally:
+        stop_server(second)
+        stop_server(first)
