@@ -268,14 +268,16 @@ def test_two_replicas_share_one_budget_through_redis(tmp_path_factory: pytest.Te
         redis.Redis.from_url(url).ping()
     except redis.exceptions.ConnectionError:
         pytest.skip("Redis is not running on 127.0.0.1:6379")
-    first_dir = tmp_path_factory.mktemp("replica-a")
-    first = start_server(first_dir, "", {"RELEASEHUB_REDIS_URL": url})
-    second = start_server(tmp_path_factory.mktemp("replica-b"), first.database_url, {"RELEASEHUB_REDIS_URL": url})
+    env = {"RELEASEHUB_REDIS_URL": url, "ENGINE_KEY": "sk-engine-secret"}
+    locked, locked_url = start_engine(model="engine-model", api_key="sk-engine-secret")
+    first = start_server(tmp_path_factory.mktemp("replica-a"), "", env)
+    second = start_server(tmp_path_factory.mktemp("replica-b"), first.database_url, env)
     try:
         owner, token = first.user()
         hub = HfApi(endpoint=first.url, token=token)
         policy = {"api": {"requests_per_minute": 5}}
-        repo_id = hosted_repo(first, hub, (owner, token), engine, policy)
+        # The engine wants its own key, which the gateway takes from the server's environment.
+        repo_id = hosted_repo(first, hub, (owner, token), locked_url, policy, "--api-key-env", "ENGINE_KEY")
         key = new_key(first, owner, repo_id, "default")
         body = {"model": repo_id, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
 
@@ -288,6 +290,50 @@ def test_two_replicas_share_one_budget_through_redis(tmp_path_factory: pytest.Te
         with ThreadPoolExecutor(max_workers=12) as pool:
             statuses = list(pool.map(call, range(12)))
         assert sorted(statuses) == [200] * 5 + [429] * 7, statuses
+        seen = httpx.get(f"{locked_url}/_test/requests").json()
+        assert {r["headers"]["authorization"] for r in seen if r["path"].endswith("/completions")} == {
+            "Bearer sk-engine-secret"}
     finally:
         stop_server(second)
         stop_server(first)
+        stop_engine(locked)
+
+
+def test_completions_depth_and_moderation(server: Any, api: HfApi, owner: tuple[str, str], engine: str) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Moderation(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            answer = json.dumps({"results": [{"flagged": "dangerous" in body["input"]}]}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    moderation = HTTPServer(("127.0.0.1", 0), Moderation)
+    threading.Thread(target=moderation.serve_forever, daemon=True).start()
+    try:
+        repo_id = hosted_repo(server, api, owner, engine)
+        operator(server, "hosted", "hook", repo_id, "--moderation-url",
+                 f"http://127.0.0.1:{moderation.server_port}/moderate")
+        user, _ = server.user()
+        researcher = client(server, new_key(server, user, repo_id, "researcher"))
+        public = client(server, new_key(server, user, repo_id, "public"))
+        done = researcher.completions.create(model=repo_id, prompt="alpha beta gamma", max_tokens=2, echo=True,
+                                             logprobs=2)
+        assert done.choices[0].text.startswith("alpha beta gamma") and done.usage.completion_tokens == 2
+        assert done.choices[0].logprobs is not None
+        with pytest.raises(openai.PermissionDeniedError, match="'researcher' tier allows echo"):
+            public.completions.create(model=repo_id, prompt="alpha beta", max_tokens=2, echo=True)
+        with pytest.raises(openai.BadRequestError) as flagged:
+            researcher.completions.create(model=repo_id, prompt="something dangerous", max_tokens=2)
+        assert flagged.value.code == "content_policy_violation" and "moderation" in flagged.value.message
+    finally:
+        moderation.shutdown()
+        moderation.server_close()
