@@ -7,7 +7,7 @@ Like `users` and `tokens`, these work on the server's database directly (`--data
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import List, Optional
 
@@ -205,7 +205,7 @@ def usage(
         query = (select(group, func.sum(UsageDaily.requests), func.sum(UsageDaily.refused), func.sum(UsageDaily.errors),
                         func.sum(UsageDaily.prompt_tokens), func.sum(UsageDaily.completion_tokens))
                  .join(ApiKey, ApiKey.id == UsageDaily.key_pk).join(Repo, Repo.id == UsageDaily.repo_id)
-                 .where(UsageDaily.day >= date.today() - timedelta(days=days - 1))
+                 .where(UsageDaily.day >= datetime.now(timezone.utc).date() - timedelta(days=days - 1))
                  .group_by(group).order_by(group))
         if repo:
             target = gw.load_repo(session, repo)
