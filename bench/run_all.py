@@ -1,6 +1,6 @@
 """Run the benchmarks and rewrite docs/benchmarks.md with the results of this run.
 
-    .venv/bin/python bench/run_all.py [--size-mib 1024] [--only download head_rps upload analysis]
+    .venv/bin/python bench/run_all.py [--size-mib 1024] [--only download head_rps upload analysis gateway]
                                       [--output docs/benchmarks.md] [--json results.json] [--fresh]
 
 A benchmark that fails is reported as failed in the document (with its error) instead of
@@ -25,20 +25,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import analysis  # noqa: E402
 import download  # noqa: E402
+import gateway  # noqa: E402
 import head_rps  # noqa: E402
 import upload  # noqa: E402
 from _common import ROOT, console, machine_info  # noqa: E402
 
-BENCHMARKS = ("download", "head_rps", "upload", "analysis")
+BENCHMARKS = ("download", "head_rps", "upload", "analysis", "gateway")
 
 # Labels of the summary rows; a row is carried over (see `carry_over`) when it starts with one.
 NAMES = {"download": "download 1 large file", "head_rps": "HEAD small file (auth, private)",
-         "upload": "push 1 large file", "analysis": "analyze Llama 3.1 405B repo over HTTP"}
+         "upload": "push 1 large file", "analysis": "analyze Llama 3.1 405B repo over HTTP",
+         "gateway": "OpenAI gateway added latency"}
 # How each benchmark's section and its findings paragraph begin in the document.
 SECTION_HEADINGS = {"download": "## 1. Download", "head_rps": "## 2. Small-file HEAD rate",
-                    "upload": "## 3. Upload", "analysis": "## 4. Analysis"}
+                    "upload": "## 3. Upload", "analysis": "## 4. Analysis", "gateway": "## 5. Gateway"}
 FINDING_LABELS = {"download": "- **Download**", "head_rps": "- **HEAD rate**", "upload": "- **Upload**",
-                  "analysis": "- **Analysis**"}
+                  "analysis": "- **Analysis**", "gateway": "- **Gateway**"}
 
 
 def _num(value: float, unit: str) -> str:
@@ -399,6 +401,208 @@ def section_analysis(res: dict) -> list[str]:
     return lines
 
 
+_GW_LABELS = {"engine": "engine direct", "releasehub": "releasehub", "litellm": "LiteLLM"}
+
+
+def _ms(value: float | None, signed: bool = False) -> str:
+    if value is None or value != value:  # None or NaN
+        return "n/a"
+    return f"{value:+,.2f}" if signed else f"{value:,.2f}"
+
+
+def _litellm_name(res: dict) -> str:
+    ver = (res.get("litellm") or {}).get("versions", {}).get("litellm") or res.get("litellm", {}).get("pinned", "?")
+    return f"LiteLLM {ver} proxy, same engine"
+
+
+def _gateway_summary_rows(r: dict) -> list[tuple[str, bool]]:
+    """One summary row per mode and concurrency level: releasehub's and LiteLLM's p50 overhead."""
+    rows: list[tuple[str, bool]] = []
+    goals = {(g["mode"], g["level"], g["what"]): g for g in r["goals"]}
+    errors = r.get("errors_total", 0)
+    for mode in r["modes"]:
+        for level in r["levels"]:
+            row = r["table"][mode][str(level)]
+            ours = row["releasehub"]["overhead_p50"]
+            what = "time to first token" if mode == "streaming" else "non-streaming"
+            label = f"{NAMES['gateway']}, p50, c={level}, {what}"
+            ratio_goal = goals[(mode, level, "p50 overhead / LiteLLM's")]
+            met = ratio_goal["met"] and errors == 0
+            goal_text = f"< {r['goal_vs_litellm']:g}x of LiteLLM's"
+            if level == 1:
+                abs_goal = goals[(mode, level, "p50 overhead")]
+                met = met and abs_goal["met"]
+                goal_text = f"< {r['goal_p50_c1_ms']:g} ms; " + goal_text
+            if "litellm" in row:
+                theirs = f"{_ms(row['litellm']['overhead_p50'], True)} ms ({_litellm_name(r)})"
+                ratio = row.get("ratio_p50")
+                ratio_text = f"**{ratio:.2f}x**" if ratio is not None else "n/a"
+            else:
+                theirs, ratio_text = "not measured (see below)", "n/a"
+            rows.append((f"| {label} | {_ms(ours, True)} ms | {theirs} | {ratio_text} | {goal_text} | "
+                         f"{'yes' if met else '**NO**'}{f' ({errors} errors)' if errors else ''} |", met))
+    return rows
+
+
+def section_gateway(res: dict) -> list[str]:
+    lit = res.get("litellm") or {}
+    lv = lit.get("versions") or {}
+    targets = res["targets"]
+    lines = [
+        "## 5. Gateway: latency the OpenAI gateway adds over calling the engine, vs LiteLLM's proxy",
+        "",
+        "**What**: the latency `/v1/chat/completions` adds over calling the inference engine directly, "
+        "p50 and p99 at 1, 16 and 64 concurrent requests, for the whole response (non-streaming) and "
+        "for the time to the first token (streaming); LiteLLM's proxy in front of the same engine is "
+        f"measured in the same run. Goals: releasehub's p50 overhead under {res['goal_p50_c1_ms']:g} ms "
+        f"at 1 concurrent request, and under {res['goal_vs_litellm']:g}x of LiteLLM's at every level.",
+        "",
+        "**How** (`bench/gateway.py`): the engine is `tests/engine/openai_engine.py`, a deterministic "
+        "OpenAI-protocol engine without a model (the reply is the prompt's words reversed, one word per "
+        "token; FastAPI on granian, 1 worker), so the proxies' own cost dominates. releasehub is set up "
+        "as an operator would: `releasehub serve` (1 granian worker), a user and a write token, the repo "
+        f"`alice/hosted` (`POST /api/repos/create`), a policy with `{{\"api\": {{\"requests_per_minute\": "
+        f"{res['rpm_limit']}}}}}` (the rate limiter runs on every request but never refuses), "
+        "`releasehub hosted attach alice/hosted --backend http://127.0.0.1:P/v1 --model engine-model` and "
+        "`releasehub keys create alice --repo alice/hosted --tier default`; the client sends that key "
+        "as `Authorization: Bearer` and `\"model\": \"alice/hosted\"`. "
+        f"LiteLLM: `litellm[proxy]=={lit.get('pinned', '?')}` in its own virtualenv "
+        "`bench/.venv-litellm` (created by the benchmark; pinned because 1.82.7 and 1.82.8 on PyPI were "
+        "malicious uploads, and the venv is refused if it holds an unexpected `.pth` start-up hook), "
+        "`litellm --config config.yaml --num_workers 1` (uvicorn"
+        + (f" {lv['uvicorn']}" if lv.get("uvicorn") else "")
+        + (", uvloop" if lv.get("uvloop") else "") + (", httptools" if lv.get("httptools") else ", h11 parser")
+        + "), one model `alice/hosted` -> `openai/engine-model` at the same engine with "
+        f"`rpm: {res['rpm_limit']}`, enforced in memory by the router's `enforce_model_rate_limits` "
+        "pre-call check, and a master key. LiteLLM's per-key limits need virtual keys, which need its "
+        "Postgres database (without one it refuses every key but the master key: \"No connected db.\"), "
+        "so the client uses the master key and the limit is the model's, not a key's. uvicorn's access "
+        "log is off (releasehub and the engine write none either); no database, no callbacks.",
+        "",
+        "Load: one client process (this benchmark, httpx, HTTP/1.1 keep-alive); `c` workers send requests "
+        "back to back, "
+        + ("each with its own `httpx.AsyncClient` holding one connection, so the open connections equal the "
+           "concurrency. (One `AsyncClient` per target with a pool of `c` connections was tried first: "
+           "httpcore's shared pool costs the client CPU that grows with the pool's size on every request, "
+           "and at c=64 the client became the bottleneck, about 100 req/s to the bare engine with a p50 "
+           "near 0.5 s; `bench/gateway.py --client-pool shared` reproduces it.) "
+           if res.get("client_pool", "per-worker") == "per-worker" else
+           "sharing one `httpx.AsyncClient` per target whose pool holds `c` connections "
+           "(`--client-pool shared`). ")
+        + "Non-streaming: from sending the request to having read the whole body. Streaming: to the first "
+        "SSE chunk with content (time to first token); the rest of the stream is read and must end with "
+        "`data: [DONE]`. Every response must be HTTP 200 with `choices` and content; anything else is "
+        "counted as an error and left out of the latencies. Per level and mode, "
+        f"{res['rounds']} rounds, each running engine direct, releasehub and LiteLLM one after the "
+        "other (each pass: an untimed warm-up of max(20, 2c) requests, which also opens the "
+        f"connections, then its share of {res['requests_c1']:,} requests per target at c=1 and "
+        f"{res['requests']:,} at c=16 and 64). p50/p99 over all timed requests of a target; "
+        "**overhead** = target - engine direct at the same percentile, level and mode.",
+        "",
+        f"**The machine has {res.get('nproc', 2)} cores**: the load client, the engine and the proxy "
+        "under test share them (the engine and the client run for every target, the proxy only for its "
+        "own). At c=1 the figures are per-request latency; at c=16 and 64 requests queue for the CPUs, "
+        "so latency there follows each proxy's CPU time per request (listed below) more than its "
+        "code path.",
+        "",
+    ]
+    if res.get("litellm_error"):
+        lines += ["**LiteLLM was not measured**: ", "", "```", res["litellm_error"].strip()[-2000:], "```", ""]
+    for mode in res["modes"]:
+        what = ("time to first token (ms)" if mode == "streaming" else "whole response (ms)")
+        head = "| c | " + " | ".join(f"{_GW_LABELS[t]} p50 / p99" for t in targets)
+        head += " | releasehub overhead p50 / p99"
+        if "litellm" in targets:
+            head += " | LiteLLM overhead p50 / p99 | releasehub / LiteLLM overhead, p50 (p99)"
+        lines += [f"**{mode.capitalize()}**, {what}:", "", head + " |",
+                  "|" + "---|" * (head.count("|"))]
+        for level in res["levels"]:
+            row = res["table"][mode][str(level)]
+            cells = [str(level)] + [f"{_ms(row[t]['p50'])} / {_ms(row[t]['p99'])}" for t in targets]
+            cells.append(f"**{_ms(row['releasehub']['overhead_p50'], True)}** / "
+                         f"{_ms(row['releasehub']['overhead_p99'], True)}")
+            if "litellm" in targets:
+                cells.append(f"{_ms(row['litellm']['overhead_p50'], True)} / "
+                             f"{_ms(row['litellm']['overhead_p99'], True)}")
+                r50, r99 = row.get("ratio_p50"), row.get("ratio_p99")
+                cells.append(f"**{r50:.2f}x**" if r50 is not None else "n/a")
+                cells[-1] += f" ({r99:.2f}x)" if r99 is not None else " (n/a)"
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["| goal | mode | c | value | met? |", "|---|---|---|---|---|"]
+    for g in res["goals"]:
+        value = (f"{g['value_ms']:+.2f} ms" if "value_ms" in g else
+                 (f"{g['value']:.2f}x" if g.get("value") is not None else "n/a (LiteLLM not measured)"))
+        what = (f"releasehub p50 overhead {g['goal']}" if "value_ms" in g
+                else f"releasehub p50 overhead {g['goal']} LiteLLM's")
+        lines.append(f"| {what} | {g['mode']} | {g['level']} | {value} | {'yes' if g['met'] else '**NO**'} |")
+    lines += ["", f"Errors (non-200, no choices or content, cut streams, transport errors, requests not "
+                  f"sent before a pass's deadline): **{res['errors_total']}**"
+                  + (" — this run had errors; its latencies leave the failed requests out." if res["errors_total"]
+                     else "."), ""]
+    lines += ["| more figures (per target: non-streaming, streaming) | c | " + " | ".join(_GW_LABELS[t] for t in targets)
+              + " |", "|---|---|" + "---|" * len(targets)]
+    for level in res["levels"]:
+        ns, st = res["table"]["non-streaming"][str(level)], res["table"]["streaming"][str(level)]
+        lines.append(f"| throughput during the passes (req/s) | {level} | "
+                     + " | ".join(f"{ns[t]['rps']:,.0f}, {st[t]['rps']:,.0f}" for t in targets) + " |")
+    for level in res["levels"]:
+        ns, st = res["table"]["non-streaming"][str(level)], res["table"]["streaming"][str(level)]
+        lines.append(f"| CPU time of the target's processes per request (ms) | {level} | "
+                     + " | ".join(f"{ns[t]['cpu_ms_per_request']:.2f}, {st[t]['cpu_ms_per_request']:.2f}"
+                                  for t in targets) + " |")
+    for level in res["levels"]:
+        ns, st = res["table"]["non-streaming"][str(level)], res["table"]["streaming"][str(level)]
+        if "client_cpu_ms_per_request" in ns[targets[0]]:
+            lines.append(f"| CPU time of the load client per request (ms) | {level} | "
+                         + " | ".join(f"{ns[t]['client_cpu_ms_per_request']:.2f}, "
+                                      f"{st[t]['client_cpu_ms_per_request']:.2f}" for t in targets) + " |")
+    for level in res["levels"]:
+        st = res["table"]["streaming"][str(level)]
+        lines.append(f"| streaming: whole stream, p50 (ms; info) | {level} | "
+                     + " | ".join(f"{_ms(st[t]['total_p50_ms'])}" for t in targets) + " |")
+    for level in res["levels"]:
+        ns, st = res["table"]["non-streaming"][str(level)], res["table"]["streaming"][str(level)]
+        lines.append(f"| p50 of each round (ms) | {level} | "
+                     + " | ".join("; ".join(", ".join(f"{v:.2f}" for v in x[t]["round_p50_ms"]) for x in (ns, st))
+                                  for t in targets) + " |")
+    for level in res["levels"]:
+        ns, st = res["table"]["non-streaming"][str(level)], res["table"]["streaming"][str(level)]
+        lines.append(f"| timed requests, errors | {level} | "
+                     + " | ".join(f"{ns[t]['n']:,}/{ns[t]['errors'] + ns[t]['unfinished']}, "
+                                  f"{st[t]['n']:,}/{st[t]['errors'] + st[t]['unfinished']}" for t in targets) + " |")
+    lines.append("")
+    probes = res.get("probes") or {}
+    limits = {t: p.get("ratelimit_headers") for t, p in probes.items() if p.get("ratelimit_headers")}
+    if limits:
+        lines += ["Rate-limit headers on a probe request (the limiter is on the path): "
+                  + "; ".join(f"{_GW_LABELS[t]}: " + ", ".join(f"`{k}: {v}`" for k, v in h.items())
+                              for t, h in limits.items()) + ".", ""]
+    kinds = {f"{t} c={lv} {m}": res["table"][m][str(lv)][t]["error_kinds"] for m in res["modes"]
+             for lv in res["levels"] for t in targets if res["table"][m][str(lv)][t]["error_kinds"]}
+    if kinds:
+        lines += ["Errors seen:", "", "```", json.dumps(kinds, indent=1)[:3000], "```", ""]
+    lines += [f"Versions: releasehub side {', '.join(f'{k} {v}' for k, v in (res.get('versions') or {}).items())}; "
+              f"LiteLLM venv {', '.join(f'{k} {v}' for k, v in lv.items()) or '?'}."
+              + (f" LiteLLM start-up took {lit['startup_s']:.1f} s." if lit.get("startup_s") else ""), "",
+              _load_line(res), ""]
+    prof = res.get("profile")
+    if prof and not prof.get("error"):
+        lines += _profile_tables(
+            prof,
+            f"**Profile of the releasehub worker** (py-spy `record --gil --rate 250` during one extra, "
+            f"untimed non-streaming pass at c=1: {prof['requests']:,} requests, "
+            f"{prof['rps_while_profiling']:,.0f} req/s; {prof['samples']} samples; `--gil` keeps only "
+            "the thread holding the GIL, i.e. Python CPU time):")
+        if prof.get("releasehub_inclusive"):
+            lines += ["| releasehub functions, inclusive | % |", "|---|---|"]
+            lines += [f"| `{k}` | {v} |" for k, v in prof["releasehub_inclusive"][:10]]
+            lines.append("")
+    elif prof and prof.get("error"):
+        lines += [f"(Profile unavailable: `{prof['error']}`.)", ""]
+    return lines
+
+
 def code_line(results: dict) -> str:
     """Fingerprints of src/releasehub before/after each benchmark (others may edit the tree)."""
     prints = {name: r.get("code", {}) for name, r in results.items()}
@@ -415,6 +619,8 @@ def code_line(results: dict) -> str:
 
 def _summary_rows(name: str, r: dict) -> list[tuple[str, bool]]:
     """(markdown row, goal met) of one benchmark's lines in the summary table."""
+    if name == "gateway":
+        return _gateway_summary_rows(r)
     if name == "analysis":
         label = NAMES[name]
         pct = r.get("fetched_pct")
@@ -538,7 +744,7 @@ def render(results: dict, errors: dict, info: dict, started: str, elapsed_s: flo
     if missed:
         lines += [f"Goals **not met**: {', '.join(missed)}. See the findings below.", ""]
     sections = {"download": section_download, "head_rps": section_head, "upload": section_upload,
-                "analysis": section_analysis}
+                "analysis": section_analysis, "gateway": section_gateway}
     for name in BENCHMARKS:
         if name in results:
             lines += sections[name](results[name])
@@ -567,6 +773,9 @@ def render(results: dict, errors: dict, info: dict, started: str, elapsed_s: flo
         "remaining background load hits both alike. With only "
         f"{info['nproc']} cores, the load generator, the server and anything else share the same CPUs, "
         "so absolute figures are modest; the ratios are what the goals are about.",
+        "- LiteLLM (the gateway section's reference) runs from its own virtualenv `bench/.venv-litellm` "
+        "(created by `bench/gateway.py` with a pinned `litellm[proxy]`; never in the project's `.venv`, since "
+        "LiteLLM pins many packages).",
         "- py-spy (installed from PyPI into `/tmp/rhbench-tools`, not into `.venv`) runs only in the "
         "extra, untimed profiling runs that follow the measured ones when a goal is missed "
         "(`--profile` / `--no-profile` force it on or off).",
@@ -738,6 +947,66 @@ def findings(results: dict, carried: dict | None = None) -> list[str]:
             lines.append(f"  - `parameters.total` was {a['parameters_total']!r}, not "
                          f"{a['parameters_expected']:,}.")
         lines.append("")
+
+    lines += carried.get("gateway", [])
+    g = results.get("gateway")
+    if g:
+        tab = g["table"]
+        lvls = g["levels"]
+        has_lit = "litellm" in g["targets"]
+        ns1, st1 = tab["non-streaming"][str(lvls[0])], tab["streaming"][str(lvls[0])]
+        text = (f"- **Gateway** ({verdict(g)}"
+                + (f"; {g['errors_total']} errors" if g["errors_total"] else "; no errors")
+                + f"): at c={lvls[0]} releasehub adds {ns1['releasehub']['overhead_p50']:+.2f} ms at p50 to a "
+                f"non-streaming call (engine direct {ns1['engine']['p50']:.2f} ms) and "
+                f"{st1['releasehub']['overhead_p50']:+.2f} ms to the time to first token")
+        if has_lit:
+            text += (f"; LiteLLM adds {ns1['litellm']['overhead_p50']:+.2f} ms and "
+                     f"{st1['litellm']['overhead_p50']:+.2f} ms. Ratio of the p50 overheads, releasehub / "
+                     "LiteLLM, non-streaming: "
+                     + ", ".join(f"c={lv} {tab['non-streaming'][str(lv)].get('ratio_p50') or float('nan'):.2f}x"
+                                 for lv in lvls)
+                     + "; time to first token: "
+                     + ", ".join(f"c={lv} {tab['streaming'][str(lv)].get('ratio_p50') or float('nan'):.2f}x"
+                                 for lv in lvls)
+                     + f" (goal < {g['goal_vs_litellm']:g}x).")
+        else:
+            text += ". LiteLLM was not measured (see the section), so the comparison goal is open."
+        lines.append(text)
+        cpu = lambda t, lv=lvls[0]: tab["non-streaming"][str(lv)][t]["cpu_ms_per_request"]  # noqa: E731
+        sub = (f"  - CPU per non-streaming request at c={lvls[0]} (all processes of the target): releasehub "
+               f"{cpu('releasehub'):.2f} ms, " + (f"LiteLLM {cpu('litellm'):.2f} ms, " if has_lit else "")
+               + f"the engine {cpu('engine'):.2f} ms. The machine has {g.get('nproc', 2)} cores, shared by the "
+               "load client, the engine and the proxy, so at c=16 and 64 requests queue for CPU and the "
+               "overhead there grows with each proxy's CPU time per request (throughput at "
+               f"c={lvls[-1]}, non-streaming: "
+               + ", ".join(f"{_GW_LABELS[t]} {tab['non-streaming'][str(lvls[-1])][t]['rps']:,.0f} req/s"
+                           for t in g["targets"]) + ").")
+        lines.append(sub)
+        rh_lo, rh_hi = cpu("releasehub"), cpu("releasehub", lvls[-1])
+        if len(lvls) > 1 and rh_hi > 1.3 * rh_lo:
+            text = (f"  - releasehub's CPU per request grows with concurrency: {rh_lo:.2f} ms at c={lvls[0]}, "
+                    f"{rh_hi:.2f} ms at c={lvls[-1]} (non-streaming)")
+            if has_lit:
+                text += (f", where LiteLLM's goes from {cpu('litellm'):.2f} to {cpu('litellm', lvls[-1]):.2f} ms")
+            text += (f"; its non-streaming p99 at c={lvls[-1]} is "
+                     f"{tab['non-streaming'][str(lvls[-1])]['releasehub']['p99']:,.0f} ms"
+                     + (f" against LiteLLM's {tab['non-streaming'][str(lvls[-1])]['litellm']['p99']:,.0f} ms"
+                        if has_lit else "") + ".")
+            lines.append(text)
+        prof = g.get("profile") or {}
+        if prof.get("buckets"):
+            top = ", ".join(f"{k} {v:.0f}%" for k, v in prof["buckets"][:5])
+            own = ", ".join(f"`{k.split(' (')[0]}` {v}%" for k, v in prof.get("releasehub_inclusive", [])[:5])
+            lines.append(f"  - Where the releasehub worker's Python time goes at c=1 (py-spy, GIL-holding "
+                         f"samples): {top}. Heaviest releasehub functions (inclusive): {own}.")
+        if has_lit:
+            lines.append("  - The two limiters are not the same work: releasehub checks a per-key limit (the "
+                         "key, the repo, the access decision and the policy are looked up per request, and "
+                         "the call is metered), while LiteLLM without its database can only take the master "
+                         "key and enforce the model's rpm in memory. LiteLLM with virtual keys would add its "
+                         "key lookup (cached) and Postgres spend logging to its side.")
+        lines.append("")
     return lines
 
 
@@ -745,7 +1014,8 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="file size of download and upload")
-    parser.add_argument("--runs", type=int, default=None, help="runs of download (7), upload (3) and analysis (5)")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="runs of download (7), upload (3) and analysis (5); rounds of gateway (3)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per HEAD load run")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the HEAD benchmark")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
@@ -775,6 +1045,8 @@ def main(argv: list[str] | None = None) -> dict:
                 results[name] = upload.run(args.size_mib, args.runs or 3)
             elif name == "analysis":
                 results[name] = analysis.run(args.runs or 5)
+            elif name == "gateway":
+                results[name] = gateway.run(args.runs or 3)
         except Exception:  # noqa: BLE001 - reported in the document
             errors[name] = traceback.format_exc()
             console.print(f"[red]{name} failed[/red]\n{errors[name]}")
