@@ -73,6 +73,13 @@ def _compiled(repo_pk: int, version: int, raw: dict[str, Any] | None) -> tuple[R
     return rules, doc
 
 
+def compiled_policy(repo_pk: int, version: int, raw: dict[str, Any] | None) -> tuple[ReleaseRules, PolicyDoc]:
+    """Rules and document of a stored policy, compiled once per (repo, version) in this process."""
+    if not version:
+        return NO_RULES, PolicyDoc()
+    return _compiled(repo_pk, version, raw)
+
+
 def cached_rules(repo_pk: int, version: int) -> ReleaseRules | None:
     """The compiled rules when this process already holds this version (the hot path skips a query)."""
     if version == 0:

@@ -7,6 +7,7 @@ the engines, and the metering recorder.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,8 @@ class Gateway:
         from .metering import CallRecorder
         from .ratelimit import make_limiter
 
+        # httpx logs every request at INFO: one line per proxied call is the audit log's job.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
         client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120, connect=10), follow_redirects=False)
         return cls(make_limiter(services.settings.redis_url or None), client, CallRecorder(services.db))
