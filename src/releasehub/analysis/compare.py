@@ -7,7 +7,7 @@ usability and utility comparisons), plus a short openness table. A closed model 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .render import Section, _fact
@@ -25,34 +25,34 @@ def _closed(profile: Mapping[str, Any]) -> bool:
     return profile.get("weights") == "closed"
 
 
-def _hosting(profile: Mapping[str, Any], gpu: str) -> str:
-    if _closed(profile):
-        return "N/A (deployer supplied)"
-    item = _gpu(profile, gpu)
-    if item is None:
-        return "—"
+def _deployment_row(render: Callable[[Mapping[str, Any], str], str]) -> Callable[[Mapping[str, Any], str], str]:
+    """A row about hosting on `gpu`: N/A for closed models, a dash when that accelerator was not planned."""
+
+    def row(profile: Mapping[str, Any], gpu: str) -> str:
+        if _closed(profile):
+            return "N/A (deployer supplied)"
+        item = _gpu(profile, gpu)
+        return "—" if item is None else render(item, gpu)
+
+    return row
+
+
+@_deployment_row
+def _hosting(item: Mapping[str, Any], gpu: str) -> str:
     deployable = item.get("deployable")
     extra = f", {deployable} deployable ({item.get('note')})" if deployable and deployable != item["by_memory"] else ""
     return f"{item['by_memory']} x {gpu} by memory{extra}, server, maintenance"
 
 
-def _hosting_cost(profile: Mapping[str, Any], gpu: str) -> str:
-    if _closed(profile):
-        return "N/A (deployer supplied)"
-    item = _gpu(profile, gpu)
-    if item is None:
-        return "—"
+@_deployment_row
+def _hosting_cost(item: Mapping[str, Any], gpu: str) -> str:
     cost = item.get("cost") or {}
     return (f"{usd(cost.get('purchase_usd'), 0)} for {cost.get('devices')} GPUs + "
             f"{usd(cost.get('energy_per_year_usd'), 0)}/year energy, server, maintenance")
 
 
-def _inference_cost(profile: Mapping[str, Any], gpu: str) -> str:
-    if _closed(profile):
-        return "N/A (deployer supplied)"
-    item = _gpu(profile, gpu)
-    if item is None:
-        return "—"
+@_deployment_row
+def _inference_cost(item: Mapping[str, Any], gpu: str) -> str:
     cost = item.get("cost") or {}
     rental = (cost.get("rental_usd") or {}).get("per_hour")
     per_m = cost.get("usd_per_million_tokens")

@@ -1,6 +1,7 @@
 """The audit trail: an append-only, hash-chained event log (see `log` for the hash format)."""
 
 from releasehub.auditlog.log import (
+    BatchRecorder,
     DownloadRecorder,
     EventData,
     VerifyReport,
@@ -11,5 +12,5 @@ from releasehub.auditlog.log import (
     verify,
 )
 
-__all__ = ["DownloadRecorder", "EventData", "VerifyReport", "export", "record", "record_many",
+__all__ = ["BatchRecorder", "DownloadRecorder", "EventData", "VerifyReport", "export", "record", "record_many",
            "summarise_downloads", "verify"]

@@ -22,7 +22,7 @@ import queue
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Sequence, TextIO
+from typing import Any, Callable, Generic, Iterator, Sequence, TextIO, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -33,6 +33,7 @@ from releasehub.auditlog.models import AuditEvent, AuditHead
 from releasehub.db import Database, utcnow
 
 log = logging.getLogger("releasehub.audit")
+T = TypeVar("T")
 GENESIS = "0" * 64
 FIELDS = ("seq", "at", "action", "actor", "repo", "revision", "path", "bytes", "ip", "details", "prev_hash", "hash")
 
@@ -103,57 +104,63 @@ def record(session: Session, action: str, *, actor: str | None = None, repo: str
     record_many(session, [EventData(action, actor, repo, revision, path, bytes, ip, details, at)])
 
 
-class DownloadRecorder:
-    """Download events for the hot path: `add` queues, a thread writes batches in one transaction each.
+class BatchRecorder(Generic[T]):
+    """Items from the hot path, written by a thread in batches, one transaction each.
 
-    A batch the database refuses is retried; after `split_after` failed rounds it is written one
-    event at a time, so one event the database will never take (a value too long for its
-    column) is logged and set aside instead of holding back every later download. When every
-    event of the batch fails alone too, the database is down: all of them are kept for the
-    next round. `add` never blocks the caller (an async route): past `max_queue` waiting
-    events it drops the event and logs it, which only happens after a long outage.
+    `write(session, items)` turns a batch into rows (audit events, counters). A batch the
+    database refuses is retried; after `split_after` failed rounds it is written one item at a
+    time, so one item the database will never take (a value too long for its column) is
+    logged and set aside (`rejected`) instead of holding back every later one. When every item
+    of the batch fails alone too, the database is down: all of them are kept for the next
+    round. `add` never blocks the caller (an async route): past `max_queue` waiting items it
+    drops the item and logs it, which only happens after a long outage.
     """
 
-    def __init__(self, database: Database, flush_interval: float = 0.5, max_batch: int = 500,
-                 max_queue: int = 100_000, split_after: int = 3) -> None:
+    def __init__(self, database: Database, write: Callable[[Session, list[T]], object], *, name: str,
+                 flush_interval: float = 0.5, max_batch: int = 500, max_queue: int = 100_000,
+                 split_after: int = 3) -> None:
         self._db = database
+        self._write = write
+        self._name = name
         self._interval = flush_interval
         self._max_batch = max_batch
         self._split_after = split_after
-        self._queue: queue.Queue[EventData] = queue.Queue(maxsize=max_queue)
-        self._pending: list[EventData] = []
+        self._queue: queue.Queue[T] = queue.Queue(maxsize=max_queue)
+        self._pending: list[T] = []
         self._failures = 0
-        self.rejected: list[EventData] = []     # events the database refused on their own (kept for inspection)
-        self.dropped = 0                        # events refused by a full queue
+        self.rejected: list[T] = []     # items the database refused on their own (kept for inspection)
+        self.dropped = 0                # items refused by a full queue
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="audit-downloads", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def add(self, event: EventData) -> None:
+    def add(self, item: T) -> None:
         try:
-            self._queue.put_nowait(event)
+            self._queue.put_nowait(item)
         except queue.Full:
             self.dropped += 1
-            log.error("download event dropped: %d events are waiting for the database (%s %s %s)",
-                      self._queue.qsize(), event.action, event.repo, event.path)
+            log.error("%s: item dropped, %d are waiting for the database: %r", self._name, self._queue.qsize(), item)
+
+    def _write_batch(self, items: list[T]) -> None:
+        with self._db.session() as session:
+            self._write(session, items)
 
     def _write_alone(self) -> None:
-        """Write the pending events one by one; set aside those the database refuses alone."""
-        kept: list[EventData] = []
+        """Write the pending items one by one; set aside those the database refuses alone."""
+        kept: list[T] = []
         written = 0
-        for event in self._pending:
+        for item in self._pending:
             try:
-                with self._db.session() as session:
-                    record_many(session, [event])
+                self._write_batch([item])
                 written += 1
-            except Exception:  # noqa: BLE001 - judged below: one bad event, or the database down
-                kept.append(event)
+            except Exception:  # noqa: BLE001 - judged below: one bad item, or the database down
+                kept.append(item)
         if kept and not written:
             self._pending = kept
-            raise RuntimeError(f"the database refused all {len(kept)} download events; retrying them later")
-        for event in kept:
-            log.error("download event set aside, the database refuses it: %r", event)
+            raise RuntimeError(f"{self._name}: the database refused all {len(kept)} items; retrying them later")
+        for item in kept:
+            log.error("%s: item set aside, the database refuses it: %r", self._name, item)
         self.rejected.extend(kept)
         self._pending = []
         self._failures = 0
@@ -173,8 +180,7 @@ class DownloadRecorder:
                     self._write_alone()
                     continue
                 try:
-                    with self._db.session() as session:
-                        record_many(session, self._pending)
+                    self._write_batch(self._pending)
                 except Exception:
                     self._failures += 1
                     raise
@@ -186,7 +192,7 @@ class DownloadRecorder:
             try:
                 self.flush()
             except Exception:  # noqa: BLE001 - kept for the next round, never dropped
-                log.exception("writing download events failed; retrying")
+                log.exception("%s: writing failed; retrying", self._name)
 
     def close(self) -> None:
         self._stop.set()
@@ -196,7 +202,14 @@ class DownloadRecorder:
                 self.flush()
                 return
             except Exception:  # noqa: BLE001
-                log.exception("writing the last download events failed")
+                log.exception("%s: writing the last items failed", self._name)
+
+
+class DownloadRecorder(BatchRecorder[EventData]):
+    """Download events for the hot path: `add` queues, a thread appends them to the audit log."""
+
+    def __init__(self, database: Database, **options: Any) -> None:
+        super().__init__(database, record_many, name="audit-downloads", **options)
 
 
 @dataclass(frozen=True)

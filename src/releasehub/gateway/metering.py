@@ -1,16 +1,13 @@
 """Metering: every gateway request becomes an audit event and a line of daily usage.
 
-Like download events, they are written in batches by a background thread (one transaction per
-batch: the audit events and the usage upserts together), so the request path never waits for
+Like download events, they are written in batches by a background thread (`BatchRecorder`, one
+transaction per batch: the audit events and the usage upserts together), so the request path never waits for
 a database write. Usage rows are upserted with `INSERT ... ON CONFLICT DO UPDATE` adding to the
 counters, so replicas writing the same (key, repo, day) never lose an increment.
 """
 
 from __future__ import annotations
 
-import logging
-import queue
-import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -20,12 +17,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from releasehub.auditlog import EventData, record_many
+from releasehub.auditlog import BatchRecorder, EventData, record_many
 from releasehub.db import Database
 
 from .models import UsageDaily
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -90,55 +85,14 @@ def _upsert_usage(session: Session, calls: list[Call]) -> None:
         ))
 
 
-class CallRecorder:
+def write_calls(session: Session, calls: list[Call]) -> None:
+    """One batch: the audit events and the usage counters, in the same transaction."""
+    record_many(session, [c.event() for c in calls])
+    _upsert_usage(session, calls)
+
+
+class CallRecorder(BatchRecorder[Call]):
     """Queues calls; a thread writes them in batches. `add` never blocks the caller."""
 
-    def __init__(self, database: Database, flush_interval: float = 0.5, max_batch: int = 500,
-                 max_queue: int = 100_000) -> None:
-        self._db = database
-        self._interval = flush_interval
-        self._max_batch = max_batch
-        self._queue: queue.Queue[Call] = queue.Queue(maxsize=max_queue)
-        self._pending: list[Call] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.dropped = 0
-        self._thread = threading.Thread(target=self._run, name="gateway-metering", daemon=True)
-        self._thread.start()
-
-    def add(self, call: Call) -> None:
-        try:
-            self._queue.put_nowait(call)
-        except queue.Full:
-            self.dropped += 1
-            log.error("gateway call not metered: the queue is full (%s %s)", call.key_id, call.repo)
-
-    def flush(self) -> None:
-        with self._lock:
-            while True:
-                try:
-                    while len(self._pending) < self._max_batch:
-                        self._pending.append(self._queue.get_nowait())
-                except queue.Empty:
-                    pass
-                if not self._pending:
-                    return
-                with self._db.session() as session:
-                    record_many(session, [c.event() for c in self._pending])
-                    _upsert_usage(session, self._pending)
-                self._pending = []
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.flush()
-            except Exception:  # noqa: BLE001 - kept for the next round
-                log.exception("writing gateway usage failed; retrying")
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        try:
-            self.flush()
-        except Exception:  # noqa: BLE001
-            log.exception("writing the last gateway usage failed")
+    def __init__(self, database: Database, **options: Any) -> None:
+        super().__init__(database, write_calls, name="gateway-metering", **options)
