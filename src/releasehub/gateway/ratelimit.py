@@ -304,6 +304,12 @@ class _Subject:
                 del self.leases[rid]
 
 
+def _granted_unlimited(subject: str, limits: Limits, tokens: int, now: float, minute: int) -> Decision:
+    """No dimension is limited: granted without touching any state (or Redis)."""
+    return _decide(now=now, limits=limits, tokens=tokens, mask=0, rpm_used=0, tpm_used=0,
+                   reservation=_new_reservation(subject, limits, tokens, minute))
+
+
 class MemoryLimiter:
     """Limits for a single process. State lives in a dict guarded by a lock; no await happens
     inside a critical section, so it is atomic for asyncio tasks and for threads alike."""
@@ -322,15 +328,7 @@ class MemoryLimiter:
         now = self._now()
         minute = math.floor(now / MINUTE)
         if limits.unlimited:
-            return _decide(
-                now=now,
-                limits=limits,
-                tokens=tokens,
-                mask=0,
-                rpm_used=0,
-                tpm_used=0,
-                reservation=_new_reservation(subject, limits, tokens, minute),
-            )
+            return _granted_unlimited(subject, limits, tokens, now, minute)
         day = math.floor(now / DAY)
         with self._lock:
             self._sweep(minute, day, now)
@@ -495,15 +493,7 @@ class RedisLimiter:
         now = self._now()
         minute = math.floor(now / MINUTE)
         if limits.unlimited:
-            return _decide(
-                now=now,
-                limits=limits,
-                tokens=tokens,
-                mask=0,
-                rpm_used=0,
-                tpm_used=0,
-                reservation=_new_reservation(subject, limits, tokens, minute),
-            )
+            return _granted_unlimited(subject, limits, tokens, now, minute)
         day = math.floor(now / DAY)
         reservation = _new_reservation(subject, limits, tokens, minute)
         minute_ttl = math.ceil(((minute + 1) * MINUTE - now + _KEY_GRACE_SECONDS) * 1000)
