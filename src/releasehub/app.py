@@ -20,7 +20,8 @@ from releasehub.auditlog import DownloadRecorder
 from releasehub.hubapi.access_routes import router as access_router
 from releasehub.hubapi.profile_routes import router as profile_router
 from releasehub.gateway import Gateway
-from releasehub.gateway.routes import GatewayError, gateway_error
+from releasehub.gateway.errors import GatewayError, gateway_error
+from releasehub.gateway.routes import GatewayFastPath
 from releasehub.gateway.routes import router as gateway_router
 from releasehub.webhooks.dispatcher import Dispatcher
 from releasehub.webhooks.routes import router as webhook_router
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(file_router)
     app.add_middleware(ResolveFastPath)
     app.add_middleware(EncodedSlashMiddleware)
+    app.add_middleware(GatewayFastPath)  # outermost: gateway calls skip the other middleware
     return app
 
 

@@ -7,6 +7,8 @@ migrations. SQLite runs in WAL mode so that readers never wait for a commit in p
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -93,6 +95,24 @@ class Database:
         # or on a writer: SQLite in WAL mode.
         self.inline_reads = self.engine.dialect.name == "sqlite"
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._watch: sqlite3.Connection | None = None
+        self._watch_lock = threading.Lock()
+
+    def data_version(self) -> int | None:
+        """A number that changes whenever any other connection commits to the database (this
+        process's pool, the CLI, another worker), so that a hot path may cache what it read while
+        the number stays the same. SQLite's `PRAGMA data_version`, read on a connection of its
+        own; None where there is no such number (PostgreSQL, in-memory SQLite): read every time.
+        """
+        if not self.inline_reads:
+            return None
+        with self._watch_lock:
+            if self._watch is None:
+                path = self.engine.url.database
+                if not path or path == ":memory:":
+                    return None
+                self._watch = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            return self._watch.execute("PRAGMA data_version").fetchone()[0]
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
@@ -111,6 +131,10 @@ class Database:
         upgrade(self.url)
 
     def dispose(self) -> None:
+        with self._watch_lock:
+            if self._watch is not None:
+                self._watch.close()
+                self._watch = None
         self.engine.dispose()
 
 

@@ -337,3 +337,40 @@ def test_completions_depth_and_moderation(server: Any, api: HfApi, owner: tuple[
     finally:
         moderation.shutdown()
         moderation.server_close()
+
+
+def test_client_hanging_up_mid_stream_stops_the_call(server: Any, api: HfApi, owner: tuple[str, str]) -> None:
+    """The client closes a stream after its first token: the gateway closes the engine's stream too,
+    frees the concurrency slot, settles what came, and meters the call as cancelled."""
+    slow, base = start_engine(model="engine-model", delay_ms=300)
+    try:
+        policy = {"tiers": [{"name": "one-at-a-time", "components": ["documentation"], "api": {"concurrency": 1}}]}
+        repo_id = hosted_repo(server, api, owner, base, policy)
+        user, _ = server.user()
+        key = new_key(server, user, repo_id, "one-at-a-time")
+        words = " ".join(f"w{i}" for i in range(40))  # 40 tokens back: about 12 s at 300 ms a chunk
+        body = {"model": repo_id, "messages": [{"role": "user", "content": words}], "max_tokens": 40, "stream": True}
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+            with http.stream("POST", "/v1/chat/completions", json=body) as answer:
+                assert answer.status_code == 200
+                for line in answer.iter_lines():
+                    if line.startswith("data:") and '"content": "w' in line.replace('":"', '": "'):
+                        break  # the first token; hang up
+        deadline = time.monotonic() + 8  # well before the engine would have finished the stream
+        event = None
+        while event is None and time.monotonic() < deadline:
+            with server.db.session() as session:
+                from releasehub.auditlog.models import AuditEvent
+
+                found = session.query(AuditEvent).filter_by(repo=repo_id, action="gateway.request").all()
+                event = found[0].details if found else None
+            time.sleep(0.2)
+        assert event is not None, "the cancelled call was not metered before the stream would have ended"
+        assert event["outcome"] == "cancelled" and event["status"] == 499
+        assert event["usage_estimated"] is True and 1 <= event["tokens_out"] < 40
+        # The slot is free again: a second call is not refused for concurrency.
+        done = client(server, key).chat.completions.create(model=repo_id, max_tokens=1,
+                                                           messages=[{"role": "user", "content": "a b"}])
+        assert done.choices[0].message.content == "b"
+    finally:
+        stop_engine(slow)

@@ -8,6 +8,7 @@ audit log (and the webhook outbox) in the same transaction.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import uuid
 from dataclasses import dataclass
@@ -60,10 +61,12 @@ _rules_cache: dict[int, tuple[int, ReleaseRules, PolicyDoc]] = {}
 _rules_lock = threading.Lock()
 
 
-def _compiled(repo_pk: int, version: int, raw: dict[str, Any] | None) -> tuple[ReleaseRules, PolicyDoc]:
+def _compiled(repo_pk: int, version: int, raw: dict[str, Any] | str | None) -> tuple[ReleaseRules, PolicyDoc]:
     cached = _rules_cache.get(repo_pk)
     if cached is not None and cached[0] == version:
         return cached[1], cached[2]
+    if isinstance(raw, str):  # the column read as text: parsed only when this version is not compiled yet
+        raw = json.loads(raw)
     doc = PolicyDoc.model_validate(raw or {})
     rules = compile_rules(doc)
     with _rules_lock:
@@ -73,7 +76,7 @@ def _compiled(repo_pk: int, version: int, raw: dict[str, Any] | None) -> tuple[R
     return rules, doc
 
 
-def compiled_policy(repo_pk: int, version: int, raw: dict[str, Any] | None) -> tuple[ReleaseRules, PolicyDoc]:
+def compiled_policy(repo_pk: int, version: int, raw: dict[str, Any] | str | None) -> tuple[ReleaseRules, PolicyDoc]:
     """Rules and document of a stored policy, compiled once per (repo, version) in this process."""
     if not version:
         return NO_RULES, PolicyDoc()

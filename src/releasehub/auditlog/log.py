@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Generic, Iterator, Sequence, TextIO, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -84,16 +84,19 @@ def record_many(session: Session, events: Sequence[EventData]) -> int:
         return 0
     head = _lock_head(session)
     seq, prev = head.seq, head.hash
+    rows = []
     for e in events:
         seq += 1
         at = (e.at or utcnow()).astimezone(timezone.utc)
         # JSON round trip: the stored details are exactly what the hash covered.
         details = json.loads(json.dumps(e.details, default=str)) if e.details is not None else None
         digest = event_hash(seq, at, e.action, e.actor, e.repo, e.revision, e.path, e.bytes, e.ip, details, prev)
-        session.add(AuditEvent(seq=seq, at=at, action=e.action, actor=e.actor, repo=e.repo, revision=e.revision,
-                               path=e.path, bytes=e.bytes, ip=e.ip, details=details, prev_hash=prev, hash=digest))
+        rows.append({"seq": seq, "at": at, "action": e.action, "actor": e.actor, "repo": e.repo,
+                     "revision": e.revision, "path": e.path, "bytes": e.bytes, "ip": e.ip, "details": details,
+                     "prev_hash": prev, "hash": digest})
         prev = digest
     head.seq, head.hash = seq, prev
+    session.execute(insert(AuditEvent), rows)  # one executemany, not an ORM object per event
     session.flush()
     return len(events)
 

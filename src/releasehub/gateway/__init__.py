@@ -7,37 +7,33 @@ the engines, and the metering recorder.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-import httpx
 
 if TYPE_CHECKING:
     from releasehub.services import Services
 
     from .metering import CallRecorder
     from .ratelimit import Limiter
+    from .upstream import Upstream
 
 
 @dataclass
 class Gateway:
     limiter: "Limiter"
-    client: httpx.AsyncClient
+    upstream: "Upstream"
     recorder: "CallRecorder"
 
     @classmethod
     def start(cls, services: "Services") -> "Gateway":
+        """Called in the server's lifespan (the engines' client needs the running event loop)."""
         from .metering import CallRecorder
         from .ratelimit import make_limiter
+        from .upstream import Upstream
 
-        # httpx logs every request at INFO: one line per proxied call is the audit log's job.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
-        client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120, connect=10), follow_redirects=False)
-        return cls(make_limiter(services.settings.redis_url or None), client, CallRecorder(services.db))
+        return cls(make_limiter(services.settings.redis_url or None), Upstream(), CallRecorder(services.db))
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.upstream.close()
         await self.limiter.close()
         self.recorder.close()

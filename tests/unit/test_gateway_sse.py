@@ -1,0 +1,87 @@
+"""The gateway's SSE relay (`SseEvents`): events cut as bytes arrive, usage noted and passed on
+only when the client asked for it, content counted for the estimate of a cut stream."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from releasehub.gateway.proxy import SseEvents
+
+
+def chunk(content: str | None = None, usage: dict | None | str = "absent", choices: bool = True) -> bytes:
+    body: dict = {"id": "c1", "object": "chat.completion.chunk", "model": "m"}
+    body["choices"] = [{"index": 0, "delta": {"content": content} if content is not None else {}}] if choices else []
+    if usage != "absent":
+        body["usage"] = usage
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+USAGE = {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}
+STREAM = (chunk("", usage=None) + chunk("Hello", usage=None) + chunk(" world", usage=None)
+          + chunk(usage=USAGE, choices=False) + b"data: [DONE]\n\n")
+
+
+def relay(pieces: list[bytes], wants_usage: bool) -> tuple[bytes, SseEvents]:
+    events = SseEvents(wants_usage=wants_usage)
+    out = b"".join(events.feed(p) for p in pieces) + events.end()
+    return out, events
+
+
+def data_lines(out: bytes) -> list[str]:
+    return [e.decode()[len("data: "):] for e in out.split(b"\n\n") if e]
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 64, 10_000])
+def test_any_cut_of_the_bytes_gives_the_same_events(size: int) -> None:
+    pieces = [STREAM[i:i + size] for i in range(0, len(STREAM), size)]
+    out, events = relay(pieces, wants_usage=True)
+    assert out == STREAM
+    assert events.usage == (7, 2)
+    assert events.content_chunks == 2  # the empty first delta is not a token
+
+
+def test_usage_chunk_dropped_when_the_client_did_not_ask() -> None:
+    out, events = relay([STREAM], wants_usage=False)
+    lines = data_lines(out)
+    assert lines[-1] == "[DONE]"
+    assert not any('"usage": {' in line for line in lines)
+    assert [json.loads(x)["choices"][0]["delta"].get("content") for x in lines[:-1]] == ["", "Hello", " world"]
+    assert events.usage == (7, 2)  # noted for settlement all the same
+
+
+def test_usage_on_a_chunk_with_choices_is_stripped_not_dropped() -> None:
+    stream = chunk("Hi", usage=USAGE) + b"data: [DONE]\n\n"
+    out, events = relay([stream], wants_usage=False)
+    first = json.loads(data_lines(out)[0])
+    assert "usage" not in first and first["choices"][0]["delta"]["content"] == "Hi"
+    assert events.usage == (7, 2)
+
+
+def test_crlf_line_endings_split_across_reads() -> None:
+    crlf = STREAM.replace(b"\n", b"\r\n")
+    pieces = [crlf[i:i + 3] for i in range(0, len(crlf), 3)]  # "\r" and "\n" land in different reads
+    out, events = relay(pieces, wants_usage=True)
+    assert out == STREAM
+    assert events.usage == (7, 2)
+
+
+def test_a_cut_stream_has_no_usage_but_counts_content() -> None:
+    out, events = relay([chunk("a", usage=None) + chunk("b", usage=None) + b'data: {"id": "c1", "cho'],
+                        wants_usage=False)
+    assert events.usage is None and events.content_chunks == 2
+    assert out.endswith(b'data: {"id": "c1", "cho\n\n')  # the partial event is passed on as received
+
+
+def test_comments_and_other_fields_pass_through() -> None:
+    stream = b": keep-alive\n\nevent: ping\ndata: {}\n\n" + chunk("x")
+    out, events = relay([stream], wants_usage=False)
+    assert out == stream
+    assert events.content_chunks == 1 and events.usage is None
+
+
+def test_completions_text_counts_as_content() -> None:
+    stream = b'data: {"choices": [{"text": "tok", "index": 0}], "usage": null}\n\n'
+    out, events = relay([stream], wants_usage=False)
+    assert out == stream and events.content_chunks == 1
