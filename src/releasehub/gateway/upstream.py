@@ -32,7 +32,9 @@ class Upstream:
 
     def __init__(self) -> None:
         connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, limit_per_host=0, ttl_dns_cache=60)
+        # No cookie jar: an engine's cookies must not travel from one caller's request to another's.
         self._session = aiohttp.ClientSession(connector=connector, trust_env=False, raise_for_status=False,
+                                              cookie_jar=aiohttp.DummyCookieJar(),
                                               timeout=aiohttp.ClientTimeout(total=None))
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
