@@ -1056,6 +1056,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.output.write_text(text)
     console.print(f"wrote {args.output}")
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"results": results, "errors": errors, "machine": info,
                                          "date": started, "python": platform.python_version()}, indent=2))
     return results

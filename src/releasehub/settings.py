@@ -34,6 +34,8 @@ SETTINGS_DOC: dict[str, str] = {
                             "(deliveries are also sent at once after the change that queued them).",
     "redis_url": "Redis for the gateway's rate limits (redis://host:6379/0), so that every replica shares "
                  "one budget per API key. Empty: limits are kept in each process (one replica).",
+    "gateway_lease_seconds": "Lease of a gateway call's concurrency slot; a call renews it at half the lease, "
+                             "and a replica that dies frees its slots when their leases run out.",
 }
 
 
@@ -59,6 +61,7 @@ class Settings:
     geoip_database: str = ""
     webhook_poll_seconds: int = 2
     redis_url: str = ""
+    gateway_lease_seconds: int = 600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":

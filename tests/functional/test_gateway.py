@@ -374,3 +374,37 @@ def test_client_hanging_up_mid_stream_stops_the_call(server: Any, api: HfApi, ow
         assert done.choices[0].message.content == "b"
     finally:
         stop_engine(slow)
+
+
+def test_a_call_longer_than_its_lease_keeps_its_concurrency_slot(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """With a 2 s lease, a stream that runs about 5 s still holds its only slot after 3 s (renewed at
+    half the lease), and frees it when it ends."""
+    from conftest import start_server, stop_server
+
+    slow, base = start_engine(model="engine-model", delay_ms=300)
+    hub = start_server(tmp_path_factory.mktemp("lease"), "", {"RELEASEHUB_GATEWAY_LEASE_SECONDS": "2"})
+    try:
+        owner, token = hub.user()
+        repo_id = hosted_repo(hub, HfApi(endpoint=hub.url, token=token), (owner, token), base,
+                              {"api": {"concurrency": 1}})
+        key = new_key(hub, owner, repo_id, "default")
+        auth = {"Authorization": f"Bearer {key}"}
+        words = " ".join(f"w{i}" for i in range(16))
+        body = {"model": repo_id, "messages": [{"role": "user", "content": words}], "max_tokens": 16, "stream": True}
+        with httpx.Client(base_url=hub.url, headers=auth, timeout=30) as http:
+            started = time.monotonic()
+            with http.stream("POST", "/v1/chat/completions", json=body) as long_call:
+                assert long_call.status_code == 200
+                lines = long_call.iter_lines()
+                while time.monotonic() - started < 3.0:  # past the first lease's end
+                    assert next(lines) is not None
+                second = http.post("/v1/chat/completions", json={**body, "stream": False, "max_tokens": 1})
+                assert second.status_code == 429, second.text
+                assert "requests in flight" in second.json()["error"]["message"]
+                rest = list(lines)
+            assert any("[DONE]" in line for line in rest)
+            after = http.post("/v1/chat/completions", json={**body, "stream": False, "max_tokens": 1})
+            assert after.status_code == 200, after.text
+    finally:
+        stop_server(hub)
+        stop_engine(slow)

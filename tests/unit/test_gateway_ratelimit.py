@@ -455,6 +455,34 @@ def test_expired_leases_are_reclaimed(backend: tuple[str, Clock, Factory]) -> No
     assert run(factory, scenario) == [False, False, True, True, False]
 
 
+def test_renewed_leases_outlive_their_first_term(backend: tuple[str, Clock, Factory]) -> None:
+    """A long call renews its slot's lease: it still counts after the first ten minutes, and once it
+    is released (or lapses unrenewed) renewal cannot bring it back."""
+    _, clock, factory = backend
+    limits = Limits(concurrency=1)
+
+    async def scenario(limiter: Limiter) -> list[object]:
+        assert limiter.lease_seconds == 600
+        held = await limiter.acquire("k", limits, 0)
+        assert held.reservation is not None
+        out: list[object] = []
+        clock.t = T0 + 300
+        out.append(await limiter.renew(held.reservation))        # lease now ends at T0 + 900
+        clock.t = T0 + 700
+        out.append((await limiter.acquire("k", limits, 0)).allowed)  # still held past the first term
+        clock.t = T0 + 900
+        out.append(await limiter.renew(held.reservation))        # expired at T0 + 900: gone for good
+        out.append((await limiter.acquire("k", limits, 0)).allowed)
+        other = await limiter.acquire("j", limits, 0)
+        assert other.reservation is not None
+        await limiter.release(other.reservation)
+        out.append(await limiter.renew(other.reservation))       # released: not brought back
+        out.append((await limiter.acquire("j", limits, 0)).allowed)
+        return out
+
+    assert run(factory, scenario) == [True, False, False, True, False, True]
+
+
 def test_redis_lease_set_is_pruned(request: pytest.FixtureRequest) -> None:
     if not REDIS_UP:
         pytest.skip("no Redis on 127.0.0.1:6379")

@@ -31,7 +31,9 @@ class Gateway:
         from .ratelimit import make_limiter
         from .upstream import Upstream
 
-        return cls(make_limiter(services.settings.redis_url or None), Upstream(), CallRecorder(services.db))
+        settings = services.settings
+        limiter = make_limiter(settings.redis_url or None, lease_seconds=settings.gateway_lease_seconds)
+        return cls(limiter, Upstream(), CallRecorder(services.db))
 
     async def close(self) -> None:
         await self.upstream.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import os
 import re
@@ -34,6 +35,7 @@ from .metering import Call
 from .ratelimit import Decision
 from .upstream import EngineTimeout, EngineUnreachable, Upstream
 
+log = logging.getLogger("releasehub.gateway")
 DEFAULT_MAX_TOKENS = 1024  # charged when a request sets no max_tokens and the tier caps none
 MAX_BODY_BYTES = 32 * 1024 * 1024
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}
@@ -213,6 +215,8 @@ class _Call:
         self.stream = bool(body.get("stream"))
         self.decision: Decision | None = None
         self.prompt_estimate = 1
+        self._renewal: asyncio.TimerHandle | None = None
+        self._renewing: asyncio.Future[bool] | None = None
 
     # -- metering and settlement
 
@@ -234,6 +238,8 @@ class _Call:
         if reservation is None:
             return
         self.decision = None  # settled once, whatever path gets here first
+        if self._renewal is not None:
+            self._renewal.cancel()
         await self.gateway.limiter.settle(reservation, used_tokens)
         await self.gateway.limiter.release(reservation)
 
@@ -241,6 +247,19 @@ class _Call:
         await self.settle(used_tokens)
         self.meter(error.status, outcome, reason=reason)
         await error.send(send)
+
+    def _schedule_renewal(self) -> None:
+        """A call that holds a concurrency slot keeps it for as long as it runs: its lease is renewed
+        at half its length (a timer, not a task, so calls shorter than that cost nothing)."""
+        self._renewal = asyncio.get_running_loop().call_later(self.gateway.limiter.lease_seconds / 2, self._renew)
+
+    def _renew(self) -> None:
+        reservation = self.decision.reservation if self.decision is not None else None
+        if reservation is None:
+            return
+        self._renewing = asyncio.ensure_future(self.gateway.limiter.renew(reservation))
+        self._renewing.add_done_callback(_log_renewal)
+        self._schedule_renewal()
 
     # -- the steps
 
@@ -266,6 +285,8 @@ class _Call:
         decision = await self.gateway.limiter.acquire(self.ctx.key_id, target.terms.limits, estimate + max_tokens)
         if decision.allowed:
             self.decision = decision
+            if decision.reservation is not None and decision.reservation.slot:
+                self._schedule_renewal()
             return None
         if decision.too_large:
             error = GatewayError(400, f"This request may use {estimate + max_tokens} tokens, more than your "
@@ -446,6 +467,15 @@ class SseEvents:
             return None  # the gateway asked for the usage chunk; the client did not
         chunk.pop("usage", None)
         return b"data: " + json.dumps(chunk).encode()
+
+
+def _log_renewal(done: asyncio.Future[bool]) -> None:
+    if done.cancelled():
+        return
+    if done.exception() is not None:
+        log.warning("renewing a concurrency lease failed: %r", done.exception())
+    elif not done.result():
+        log.warning("a concurrency lease had expired before it was renewed (the event loop was stalled?)")
 
 
 async def _send_body(send: Send, body: bytes, more: bool = True) -> None:

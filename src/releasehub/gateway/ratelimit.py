@@ -23,7 +23,8 @@ exceeds tokens_per_minute can never fit: it is refused with ``too_large=True`` (
 Concurrency slots are leases, not a counter: each granted request holds an entry scored by its
 expiry (`lease_seconds`, ten minutes by default) which `release` removes; expired entries are
 pruned on every acquire, so slots held by a process that died come back by themselves. A request
-that runs longer than the lease loses its slot's protection (it no longer counts).
+that runs longer than the lease keeps its slot by calling `renew` before the lease runs out (the
+gateway renews at half the lease); `renew` never brings back a lease that has already expired.
 
 Redis
 -----
@@ -185,6 +186,11 @@ class Limiter(Protocol):
     async def settle(self, reservation: Reservation, actual_tokens: int) -> None: ...
 
     async def release(self, reservation: Reservation) -> None: ...
+
+    async def renew(self, reservation: Reservation) -> bool: ...
+
+    @property
+    def lease_seconds(self) -> float: ...
 
     async def close(self) -> None: ...
 
@@ -383,6 +389,23 @@ class MemoryLimiter:
             if state is not None:
                 state.leases.pop(reservation.id, None)
 
+    async def renew(self, reservation: Reservation) -> bool:
+        """Extend a held lease by `lease_seconds` from now; False when it is gone (expired or released)."""
+        if not reservation.slot:
+            return False
+        now = self._now()
+        with self._lock:
+            state = self._subjects.get(reservation.subject)
+            expiry = state.leases.get(reservation.id) if state is not None else None
+            if state is None or expiry is None or expiry <= now:
+                return False
+            state.leases[reservation.id] = now + self._lease
+            return True
+
+    @property
+    def lease_seconds(self) -> float:
+        return self._lease
+
     async def close(self) -> None:
         with self._lock:
             self._subjects.clear()
@@ -460,6 +483,16 @@ end
 return 1
 """
 
+# KEYS: 1 conc; ARGV: 1 reservation id, 2 now, 3 new expiry, 4 lease-key ttl ms.
+# Returns 1 if the lease was held (and is now extended), 0 if it was gone or had expired.
+_RENEW_LUA = """
+local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not expiry or tonumber(expiry) <= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
 
 def _arg(limit: int | None) -> int:
     return -1 if limit is None else limit
@@ -484,6 +517,7 @@ class RedisLimiter:
         self._prefix = prefix
         self._acquire_script: Any = self._redis.register_script(_ACQUIRE_LUA)
         self._settle_script: Any = self._redis.register_script(_SETTLE_LUA)
+        self._renew_script: Any = self._redis.register_script(_RENEW_LUA)
 
     def key(self, subject: str, *parts: object) -> str:
         return ":".join([f"{self._prefix}:{{{subject}}}", *(str(p) for p in parts)])
@@ -547,6 +581,21 @@ class RedisLimiter:
     async def release(self, reservation: Reservation) -> None:
         if reservation.slot:
             await self._redis.zrem(self.key(reservation.subject, "conc"), reservation.id)
+
+    async def renew(self, reservation: Reservation) -> bool:
+        """Extend a held lease by `lease_seconds` from now; False when it is gone (expired or released)."""
+        if not reservation.slot:
+            return False
+        now = self._now()
+        lease_ttl = math.ceil((self._lease + _KEY_GRACE_SECONDS) * 1000)
+        renewed = await self._renew_script(keys=[self.key(reservation.subject, "conc")],
+                                           args=[reservation.id, repr(float(now)), repr(float(now + self._lease)),
+                                                 lease_ttl])
+        return bool(renewed)
+
+    @property
+    def lease_seconds(self) -> float:
+        return self._lease
 
     async def close(self) -> None:
         await self._redis.aclose()
