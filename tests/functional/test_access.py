@@ -375,6 +375,44 @@ def test_policy_from_the_cli_and_the_card(server: Any, api: HfApi, owner: tuple[
     assert json.loads(cli(server, owner[1], "policy", "show", repo_id, "--json").stdout)["grant_days"] == 30
 
 
+def test_a_writers_card_changes_the_form_not_who_gets_access(server: Any, owner: tuple[str, str]) -> None:
+    """Only an admin's card may change what decides access; a writer's card changes the request form."""
+    from releasehub.accounts import service as accounts
+
+    org = server.org(f"org-{uuid.uuid4().hex[:6]}", owner[0])
+    writer, writer_token = server.user()
+    with server.db.session() as session:
+        accounts.add_member(session, org, writer, "write")
+    repo_id = f"{org}/tiered"
+    admin_api, writer_api = HfApi(endpoint=server.url, token=owner[1]), HfApi(endpoint=server.url, token=writer_token)
+    admin_api.create_repo(repo_id)
+    admin_api.upload_file(path_or_fileobj=b"w", path_in_repo="model.safetensors", repo_id=repo_id)
+    admin_api.update_repo_settings(repo_id, gated="manual")
+    headers = {"Authorization": f"Bearer {owner[1]}"}
+    policy = {"tiers": [{"name": "public", "components": ["documentation"]},
+                        {"name": "researcher", "components": ["documentation", "weights"]}]}
+    assert httpx.put(f"{server.url}/api/models/{repo_id}/policy", json=policy, headers=headers).status_code == 200
+    before = httpx.get(f"{server.url}/api/models/{repo_id}/policy", headers=headers).json()
+
+    opened = ("---\nextra_gated_heading: Ask the lab\nreleasehub:\n  tiers:\n    - name: public\n"
+              "      components: [documentation, weights]\n  eligibility:\n    min_age: 13\n---\n")
+    writer_api.upload_file(path_or_fileobj=opened.encode(), path_in_repo="README.md", repo_id=repo_id)
+    after = httpx.get(f"{server.url}/api/models/{repo_id}/policy", headers=headers).json()
+    assert after["tiers"] == before["tiers"] and "eligibility" not in after  # nothing that decides access
+    assert after["gate"]["heading"] == "Ask the lab"                           # the form's text is the writer's
+    error = httpx.get(f"{server.url}/api/models/{repo_id}", headers=headers).json()["cardError"]
+    assert "eligibility, tiers" in error and "admin role" in error and writer in error
+    with pytest.raises((GatedRepoError, EntryNotFoundError)):  # still out of a stranger's reach
+        HfApi(endpoint=server.url, token=server.user()[1]).hf_hub_download(repo_id, "model.safetensors")
+
+    # The same card from the admin applies whole.
+    admin_api.upload_file(path_or_fileobj=(opened + "\n").encode(), path_in_repo="README.md", repo_id=repo_id)
+    applied = httpx.get(f"{server.url}/api/models/{repo_id}/policy", headers=headers).json()
+    assert applied["tiers"][0]["components"] == ["documentation", "weights"]
+    assert applied["eligibility"] == {"min_age": 13}
+    assert "cardError" not in httpx.get(f"{server.url}/api/models/{repo_id}", headers=headers).json()
+
+
 class Receiver:
     def __init__(self) -> None:
         self.events: list[tuple[dict[str, str], bytes]] = []

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from releasehub.access.decide import Grant, RepoPolicy
+from releasehub.access.decide import Grant, Permission, RepoPolicy, decide
 from releasehub.access.eligibility import Applicant, check_eligibility, declared_country, validate_form
 from releasehub.access.licenses import ResolvedLicense, license_from_card, license_text_for_acceptance
 from releasehub.access.models import AccessRequest
@@ -173,22 +173,40 @@ def update_settings(session: Session, repo: Repo, *, visibility: str | None, gat
              details={"source": "settings", "changed": changed, "policy": after})
 
 
-def apply_card(session: Session, repo: Repo, card: dict[str, Any] | None, actor: str | None,
+# What a card from a writer may change: how the request form looks and asks. Everything else in
+# the policy decides who gets what (stages, tiers, components, eligibility, API limits, grant
+# length, the license), which is the admin's, as are visibility, the gate mode and hosted_only.
+WRITER_CARD_KEYS = frozenset({"gate"})
+
+
+def apply_card(session: Session, repo: Repo, card: dict[str, Any] | None, author: Subject,
                now: datetime | None = None) -> str | None:
     """A commit changed README.md on main: the card's policy keys replace the stored ones.
 
-    Returns a problem message when the card's policy is invalid (the stored policy then stays
-    as it was, and the problem is shown as the card's error).
+    Returns a problem message when (part of) the card's policy was not applied: it is invalid (the
+    stored policy then stays as it was), or its author lacks the admin role for keys that decide
+    access (only the request form's keys are applied then). The message is shown as the card's error.
     """
-    from_card = policy_from_card(card, now or utcnow())
-    # Like visibility and the gate mode, hosted-only is the admin's: a writer's card cannot
-    # open (or close) the weights of a hosted release.
+    now = now or utcnow()
+    from_card = policy_from_card(card, now)
+    # Like visibility and the gate mode, hosted-only is the admin's alone: a card never opens (or
+    # closes) the weights of a hosted release.
     from_card.pop("hosted_only", None)
+    problem = None
+    admin = decide(author, repo_policy(repo), Permission.REPO_ADMIN, now).allowed
+    withheld = sorted(set(from_card) - WRITER_CARD_KEYS) if not admin else []
+    if withheld:
+        for key in withheld:
+            from_card.pop(key)
+        problem = (f"releasehub policy in the card was not applied for {', '.join(withheld)}: changing who may "
+                   f"access {repo.repo_id} needs the admin role, and {author.name or 'the author'} has write "
+                   "access only (the request form's fields and texts were applied). An admin can set it with "
+                   "`releasehub policy set` or by pushing the card.")
     if not from_card:
-        return None
+        return problem
     merged = {**(repo.policy or {}), **from_card}
     try:
-        doc = parse_policy(merged, now or utcnow())
+        doc = parse_policy(merged, now)
     except PolicyError as exc:
         return f"releasehub policy in the card was not applied: {exc}"
     before = effective_doc(repo)
@@ -196,8 +214,8 @@ def apply_card(session: Session, repo: Repo, card: dict[str, Any] | None, actor:
     stored.pop("visibility", None)
     stored.pop("gated", None)
     if stored != (repo.policy or {}):
-        _store(session, repo, stored, before, actor, "card")
-    return None
+        _store(session, repo, stored, before, author.name, "card")
+    return problem
 
 
 # ---------------------------------------------------------------------------------------------
@@ -535,12 +553,12 @@ def status_of(row: AccessRequest | None, now: datetime) -> str:
     return row.status
 
 
-def on_new_revision(session: Session, repo: Repo, commit: Any, branch: str, actor: str | None) -> None:
+def on_new_revision(session: Session, repo: Repo, commit: Any, branch: str, author: Subject) -> None:
     """A commit landed on `branch`: record it, tell webhooks, and apply the card's policy on main."""
-    emit(session, "revision.pushed", repo, actor=actor, revision=commit.oid, webhook_event="repo.revision",
+    emit(session, "revision.pushed", repo, actor=author.name, revision=commit.oid, webhook_event="repo.revision",
          details={"branch": branch, "title": commit.title})
     if branch == repos.DEFAULT_BRANCH and commit.card_data is not None:
-        problem = apply_card(session, repo, commit.card_data, actor)
+        problem = apply_card(session, repo, commit.card_data, author)
         if problem and not commit.card_error:
             commit.card_error = problem
             session.flush()

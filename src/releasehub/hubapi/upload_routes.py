@@ -401,7 +401,7 @@ async def commit(
             title=summary, message=description, author=ctx.subject.name or "", parent_commit=parent,
             max_regular_bytes=settings.max_regular_file_bytes,
         )
-        access_service.on_new_revision(ctx.session, ctx.repo, new, decode_segment(revision), ctx.subject.name)
+        access_service.on_new_revision(ctx.session, ctx.repo, new, decode_segment(revision), ctx.subject)
         ctx.session.commit()
         wake_dispatcher(request)
         return new.oid
