@@ -110,7 +110,8 @@ def start_server(data_dir: Path, database_url: str, extra_env: dict[str, str] | 
     url = f"http://127.0.0.1:{port}"
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
-    env = {**os.environ, **(extra_env or {})}
+    # The tests' webhook receivers listen on loopback, which webhooks may reach only when allowed.
+    env = {**os.environ, "RELEASEHUB_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8", **(extra_env or {})}
     cmd = [sys.executable, "-m", "releasehub", "serve", "--port", str(port), "--data-dir", str(data_dir),
            "--public-url", url]
     if database_url:

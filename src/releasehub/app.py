@@ -24,6 +24,7 @@ from releasehub.gateway.errors import GatewayError, gateway_error
 from releasehub.gateway.routes import GatewayFastPath
 from releasehub.gateway.routes import router as gateway_router
 from releasehub.webhooks.dispatcher import Dispatcher
+from releasehub.webhooks.targets import parse_networks
 from releasehub.webhooks.routes import router as webhook_router
 from releasehub.hubapi import errors
 from releasehub.hubapi.deps import ENCODED_SLASH, requires
@@ -103,7 +104,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             # Temporary files of uploads cut off by a crash are never part of any blob.
             services.store.sweep_temporary(older_than_seconds=24 * 3600)
         recorder = DownloadRecorder(services.db)
-        dispatcher = Dispatcher(services.db, poll_interval=services.settings.webhook_poll_seconds)
+        dispatcher = Dispatcher(services.db, poll_interval=services.settings.webhook_poll_seconds,
+                                allowed_networks=parse_networks(services.settings.webhook_allowed_networks))
         app.state.download_recorder = recorder
         app.state.webhook_dispatcher = dispatcher
         app.state.geoip = GeoIP(services.settings.geoip_database) if services.settings.geoip_database else None

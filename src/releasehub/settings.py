@@ -34,6 +34,9 @@ SETTINGS_DOC: dict[str, str] = {
                             "(deliveries are also sent at once after the change that queued them).",
     "redis_url": "Redis for the gateway's rate limits (redis://host:6379/0), so that every replica shares "
                  "one budget per API key. Empty: limits are kept in each process (one replica).",
+    "webhook_allowed_networks": "Private networks webhooks may target, as CIDRs (10.0.0.0/8,127.0.0.1/32). "
+                                "Empty: public addresses only, so that repo admins cannot make the server call "
+                                "services inside its network.",
     "gateway_lease_seconds": "Lease of a gateway call's concurrency slot; a call renews it at half the lease, "
                              "and a replica that dies frees its slots when their leases run out.",
 }
@@ -61,6 +64,7 @@ class Settings:
     geoip_database: str = ""
     webhook_poll_seconds: int = 2
     redis_url: str = ""
+    webhook_allowed_networks: str = ""
     gateway_lease_seconds: int = 600
 
     @classmethod

@@ -31,6 +31,26 @@ from releasehub.repos.models import Repo
 from releasehub.webhooks import service
 from releasehub.webhooks.dispatcher import Dispatcher, sign
 from releasehub.webhooks.models import Webhook, WebhookDelivery
+from releasehub.webhooks.targets import TargetRefused, check_target, parse_networks
+
+LOOPBACK = parse_networks("127.0.0.0/8")
+PUBLIC = "93.184.215.14"  # a global address (example.org's, once)
+
+
+@pytest.fixture(autouse=True)
+def example_org_resolves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This machine has no DNS for the internet: example.org (used as a public receiver's name in
+    these tests, never contacted) resolves to a public address here; other names resolve as usual."""
+    import releasehub.webhooks.targets as targets
+
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "example.org":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (PUBLIC, port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(targets.socket, "getaddrinfo", getaddrinfo)
 
 PG_ADMIN_URL = os.environ.get("RELEASEHUB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -163,6 +183,7 @@ def make_dispatcher(db: Database) -> Iterator[Callable[..., Dispatcher]]:
     def make(database: Database | None = None, **kwargs: Any) -> Dispatcher:
         kwargs.setdefault("timeout", 3)
         kwargs.setdefault("backoff_base", 0.05)
+        kwargs.setdefault("allowed_networks", LOOPBACK)  # the receivers of these tests listen on 127.0.0.1
         dispatcher = Dispatcher(database or db, **kwargs)
         made.append(dispatcher)
         return dispatcher
@@ -175,7 +196,7 @@ def make_dispatcher(db: Database) -> Iterator[Callable[..., Dispatcher]]:
 def add_webhook(db: Database, repo: Repo, url: str, events: list[str] | None = None,
                 secret: str | None = None) -> Webhook:
     with db.session() as session:
-        return service.register(session, repo, url, events, secret, created_by="alice")
+        return service.register(session, repo, url, events, secret, created_by="alice", allowed_networks=LOOPBACK)
 
 
 def enqueue(db: Database, repo: Repo, event: str = "access.requested",
@@ -406,7 +427,7 @@ def test_register_defaults(db: Database, repo: Repo) -> None:
     assert hook.url == "https://example.org/hooks/releasehub"
     assert hook.events == list(service.EVENTS) and hook.active
     assert len(hook.secret) == 64 and int(hook.secret, 16) >= 0
-    other = add_webhook(db, repo, "http://10.0.0.1:8080/x", events=["repo.revision", "repo.revision"])
+    other = add_webhook(db, repo, f"http://{PUBLIC}:8080/x", events=["repo.revision", "repo.revision"])
     assert other.events == ["repo.revision"] and other.secret != hook.secret
     with db.session() as session:
         assert [w.id for w in service.list_webhooks(session, repo)] == [hook.id, other.id]
@@ -422,6 +443,46 @@ def test_register_rejects_bad_urls(db: Database, repo: Repo, url: str) -> None:
     message = raised.value.message
     assert "URL" in message and ("http" in message or "percent-encode" in message)
     assert deliveries(db) == []
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:9/x", "http://localhost/x", "http://10.1.2.3/x", "http://192.168.0.10/x",
+    "http://169.254.169.254/latest/meta-data/", "http://[::1]:8080/x", "http://[::ffff:10.0.0.1]/x",
+    "http://[fd00::1]/x", "http://0.0.0.0/x", "http://100.64.0.1/x", "http://224.0.0.1/x",
+    "http://no-such-host.invalid/x",
+])
+def test_register_refuses_targets_inside_the_network(db: Database, repo: Repo, url: str) -> None:
+    with pytest.raises(BadRequest) as raised, db.session() as session:
+        service.register(session, repo, url, None, None, created_by="alice")  # nothing allowed: the default
+    message = raised.value.message
+    assert "was refused" in message
+    assert "RELEASEHUB_WEBHOOK_ALLOWED_NETWORKS" in message or "does not resolve" in message
+    with db.session() as session:
+        assert service.list_webhooks(session, repo) == []
+
+
+def test_allowed_networks_open_exactly_themselves() -> None:
+    allowed = parse_networks(" 10.0.0.0/8 , ::1 ")
+    check_target("http://10.200.0.5:8080/x", allowed)
+    check_target("http://[::1]/x", allowed)
+    check_target(f"https://{PUBLIC}/x")  # public: always
+    check_target("http://11.0.0.1/x", allowed)  # next to 10/8, and public anyway
+    for url in ("http://127.0.0.1/x", "http://192.168.1.1/x"):
+        with pytest.raises(TargetRefused, match="private, loopback or reserved"):
+            check_target(url, allowed)
+    with pytest.raises(ValueError, match="RELEASEHUB_WEBHOOK_ALLOWED_NETWORKS: 'ten' is not a network"):
+        parse_networks("10.0.0.0/8,ten")
+
+
+def test_a_delivery_to_a_target_no_longer_allowed_is_not_sent(
+        db: Database, repo: Repo, receiver: Receiver, make_dispatcher: Callable[..., Dispatcher]) -> None:
+    """Checked again before every send: the webhook was registered while loopback was allowed."""
+    add_webhook(db, repo, receiver.url())
+    enqueue(db, repo)
+    make_dispatcher(allowed_networks=()).deliver_due()
+    assert receiver.requests == []
+    [row] = deliveries(db)
+    assert row.attempts == 1 and "not sent" in row.last_error and "private, loopback" in row.last_error
 
 
 def test_register_rejects_unknown_or_no_events(db: Database, repo: Repo) -> None:
@@ -467,7 +528,7 @@ def test_routes(tmp_path: Path, receiver: Receiver) -> None:
     from releasehub.app import create_app
     from releasehub.settings import Settings
 
-    app = create_app(Settings(data_dir=tmp_path))
+    app = create_app(Settings(data_dir=tmp_path, webhook_allowed_networks="127.0.0.0/8"))
     services = app.state.services
     # The webhook tables come with a migration of their own; create them if it is not there yet.
     Base.metadata.create_all(services.db.engine)

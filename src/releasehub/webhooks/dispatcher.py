@@ -47,6 +47,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -56,6 +57,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from releasehub.db import Database, utcnow
 from releasehub.webhooks.models import DELIVERED, FAILED, PENDING, Webhook, WebhookDelivery
+from releasehub.webhooks.targets import Network, TargetRefused, check_target
 
 log = logging.getLogger("releasehub.webhooks")
 
@@ -104,8 +106,10 @@ class Dispatcher:
         backoff_cap: float = 600.0,
         concurrency: int = 8,
         lease_seconds: float | None = None,
+        allowed_networks: Sequence[Network] = (),
     ) -> None:
         self.database = database
+        self.allowed_networks = tuple(allowed_networks)
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.max_attempts = max_attempts
@@ -245,6 +249,11 @@ class Dispatcher:
             "X-Releasehub-Timestamp": timestamp,
             "X-Releasehub-Signature": sign(item.secret, timestamp, body),
         }
+        try:
+            # Again at every delivery: the name may resolve elsewhere now than when it was registered.
+            check_target(item.url, self.allowed_networks)
+        except TargetRefused as exc:
+            return _Outcome(False, None, f"not sent: {exc}")
         try:
             with self._client.stream("POST", item.url, content=body, headers=headers) as response:
                 if response.is_success:

@@ -18,6 +18,7 @@ from releasehub.hubapi.deps import RepoContext, repo_access
 from releasehub.hubapi.shapes import iso
 from releasehub.webhooks import service
 from releasehub.webhooks.models import Webhook, WebhookDelivery
+from releasehub.webhooks.targets import parse_networks
 
 router = APIRouter(tags=["webhooks"])
 
@@ -48,7 +49,8 @@ def add_webhook(body: WebhookBody, ctx: RepoContext = Depends(repo_access(Permis
                 ) -> dict[str, Any]:
     """Register a receiver of the repo's events; the answer shows its signing secret, this once."""
     webhook = service.register(ctx.session, ctx.repo, body.url, body.events, body.secret,
-                               created_by=ctx.subject.name or "")
+                               created_by=ctx.subject.name or "",
+                               allowed_networks=parse_networks(ctx.services.settings.webhook_allowed_networks))
     emit(ctx.session, "webhook.added", ctx.repo, actor=ctx.subject.name,
          details={"webhook": webhook.id, "url": webhook.url, "events": webhook.events})
     out = {**_webhook_json(webhook), "secret": webhook.secret}

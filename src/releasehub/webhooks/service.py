@@ -11,7 +11,7 @@ import json
 import secrets
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
@@ -21,6 +21,7 @@ from releasehub.db import utcnow
 from releasehub.errors import BadRequest, NotFound
 from releasehub.repos.models import Repo
 from releasehub.webhooks.models import PENDING, Webhook, WebhookDelivery
+from releasehub.webhooks.targets import Network, TargetRefused, check_target
 
 # The events a webhook may subscribe to, each with what it tells the receiver.
 EVENTS: dict[str, str] = {
@@ -101,9 +102,16 @@ def register(
     secret: str | None = None,
     *,
     created_by: str,
+    allowed_networks: Sequence[Network] = (),
 ) -> Webhook:
-    """A new active webhook on `repo` (all events unless `events` names some); flushed, not committed."""
+    """A new active webhook on `repo` (all events unless `events` names some); flushed, not committed.
+
+    Its host must resolve to public addresses, or to networks in `allowed_networks` (targets.py)."""
     url = _check_url(url)
+    try:
+        check_target(url, allowed_networks)
+    except TargetRefused as exc:
+        raise BadRequest(f"The webhook URL {url!r} was refused: {exc}.") from None
     wanted = _check_events(events)
     secret = _check_secret(secret)
     count = len(list_webhooks(session, repo))
