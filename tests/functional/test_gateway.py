@@ -114,6 +114,10 @@ def test_chat_streaming_usage_and_hosted_only(server: Any, api: HfApi, owner: tu
     key = new_key(server, user, repo_id, "researcher")
     c = client(server, key)
     assert [m.id for m in c.models.list()] == [repo_id]
+    assert c.models.retrieve(repo_id).id == repo_id
+    with pytest.raises(openai.NotFoundError) as missing:
+        c.models.retrieve(f"{owner[0]}/not-hosted-here")
+    assert missing.value.code == "model_not_found"
 
     reply = c.chat.completions.with_raw_response.create(
         model=repo_id, messages=[{"role": "user", "content": "one two three four"}], max_tokens=3)

@@ -23,6 +23,8 @@ from releasehub.db import as_utc, utcnow
 from releasehub.repos.models import Repo
 from releasehub.services import Services
 
+from releasehub.hubapi.deps import decode_segment
+
 from .errors import GatewayError, gateway_error  # noqa: F401  (re-exported for the app)
 from .lookup import load_key
 from .models import ApiKey, HostedModel
@@ -74,23 +76,38 @@ async def gateway_caller(request: Request) -> str:
 gateway_caller.permission = Permission.GATEWAY_CALL  # type: ignore[attr-defined]
 
 
+def _callable_models(services: Services, secret: str) -> list[dict[str, Any]]:
+    """The models a key may call: its repos that are hosted, switched on and readable by its user."""
+    out = []
+    with services.db.engine.connect() as conn:
+        ctx = load_key(conn, secret, with_repos=True)
+    with services.db.session() as session:
+        rows = session.execute(select(Repo, HostedModel).join(HostedModel, HostedModel.repo_id == Repo.id)
+                               .where(Repo.id.in_(ctx.repo_pks), HostedModel.enabled.is_(True))
+                               .order_by(Repo.namespace, Repo.name)).all()
+        for repo, hosted in rows:
+            if decide(ctx.subject, access_service.repo_policy(repo), Permission.REPO_READ, utcnow()).allowed:
+                out.append({"id": repo.repo_id, "object": "model",
+                            "created": int(as_utc(hosted.created_at).timestamp()), "owned_by": repo.namespace})
+    return out
+
+
 @router.get("/v1/models")
 async def list_models(request: Request, secret: str = Depends(gateway_caller)) -> dict[str, Any]:
-    def load() -> list[dict[str, Any]]:
-        services = _services(request)
-        out = []
-        with services.db.engine.connect() as conn:
-            ctx = load_key(conn, secret, with_repos=True)
-        with services.db.session() as session:
-            rows = session.execute(select(Repo, HostedModel).join(HostedModel, HostedModel.repo_id == Repo.id)
-                                   .where(Repo.id.in_(ctx.repo_pks), HostedModel.enabled.is_(True))).all()
-            for repo, hosted in rows:
-                if decide(ctx.subject, access_service.repo_policy(repo), Permission.REPO_READ, utcnow()).allowed:
-                    out.append({"id": repo.repo_id, "object": "model",
-                                "created": int(as_utc(hosted.created_at).timestamp()), "owned_by": repo.namespace})
-        return out
+    """The models this key may call (OpenAI's model list)."""
+    return {"object": "list", "data": await run_in_threadpool(_callable_models, _services(request), secret)}
 
-    return {"object": "list", "data": await run_in_threadpool(load)}
+
+@router.get("/v1/models/{model:path}")
+async def retrieve_model(model: str, request: Request, secret: str = Depends(gateway_caller)) -> dict[str, Any]:
+    """One model this key may call (`client.models.retrieve("lab/model")`, which sends the slash encoded);
+    404 as for a model that does not exist otherwise."""
+    wanted = decode_segment(model)
+    for model in await run_in_threadpool(_callable_models, _services(request), secret):
+        if model["id"] == wanted:
+            return model
+    raise GatewayError(404, f"The model `{wanted}` does not exist or you do not have access to it.",
+                       code="model_not_found", param="model")
 
 
 @router.post("/v1/chat/completions")
