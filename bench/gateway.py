@@ -5,7 +5,7 @@ p50 overhead under 1 ms at 1 concurrent request, and under a quarter of LiteLLM'
 overhead at every concurrency level (1, 16, 64), non-streaming and for the time to the first
 token when streaming.
 
-The three targets, all on loopback, all in one run
+The four targets, all on loopback, all in one run
     - engine direct: `tests/engine/openai_engine.py` (a deterministic OpenAI-protocol engine, no
       ML: the completion is the prompt's words reversed, one word per token; granian, 1 worker),
       called at http://127.0.0.1:P/v1 with `"model": "engine-model"`.
@@ -24,6 +24,14 @@ The three targets, all on loopback, all in one run
       per-key (virtual key) limits need its Postgres database; without one, any key but the
       master key is refused ("No connected db."), so the master key is used. uvicorn's access
       log is turned off (as releasehub and the engine run without one).
+    - nginx (a reference, no goal): the Debian package's nginx (installed with apt when missing)
+      as a bare reverse proxy in front of the same engine: 1 worker process, access log off, an
+      `upstream` block with `keepalive 128` (connections to the engine are reused),
+      `proxy_http_version 1.1`, `proxy_set_header Connection ""`, `proxy_buffering off` (SSE
+      chunks pass through one by one), no auth, no limits; called at http://127.0.0.1:N/v1 with
+      `"model": "engine-model"`, exactly like the engine. Its overhead is the cost of one
+      reverse-proxy hop on this machine, a floor for any proxy. `--no-nginx` leaves it out; if it
+      cannot be installed or started, the error is recorded (`nginx_error`) and the run goes on.
 
 The load client (this process)
     httpx, HTTP/1.1 keep-alive, `c` workers sending requests back to back until the pass's count
@@ -37,15 +45,17 @@ The load client (this process)
     for information. Every response must be 200 with `choices` (streams: content and [DONE]);
     anything else counts as an error and is left out of the latencies.
 
-    For each level and mode: 3 rounds, each running the three targets one after the other
-    (engine, releasehub, LiteLLM) so that drift hits them alike; each pass starts with an
+    For each level and mode: 3 rounds, each running the targets one after the other
+    (engine, releasehub, LiteLLM, nginx) so that drift hits them alike; each pass starts with an
     untimed warm-up (which also opens the pool's connections), then a third of the requests
     (300 at c=1, 1,000 at c=16 and 64, per target). A pass during which other work used more
     than 0.2 cores is repeated (`_common.measured`). p50/p99 over all the timed requests of a
-    target; overhead = target - engine direct at the same percentile, level and mode.
+    target; overhead = target - engine direct at the same percentile, level and mode. Server CPU
+    per request: CPU time of all the target's processes (nginx: master and worker) during its
+    timed passes, divided by its successful requests.
 
     .venv/bin/python bench/gateway.py [--rounds 3] [--requests 1000] [--requests-c1 300]
-                                      [--levels 1 16 64] [--no-litellm] [--keep]
+                                      [--levels 1 16 64] [--no-litellm] [--no-nginx] [--keep]
 """
 
 from __future__ import annotations
@@ -71,7 +81,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
     PYTHON, RELEASEHUB, ROOT, add_diagnosis_flags, bench_tmpdir, code_fingerprint, console, ensure_py_spy,
-    free_port, group_pids, measured, print_table, releasehub_server, start_group, stop_group, summarize_profile,
+    ensure_tool, free_port, group_pids, measured, print_table, releasehub_server, start_group, stop_group, summarize_profile,
     wait_for_quiet, wait_http_ok,
 )
 
@@ -94,10 +104,11 @@ PROMPT = "please reverse these eight words for the benchmark now"  # 8 words -> 
 MAX_TOKENS = 16
 PASS_DEADLINE_S = 120.0
 REQUEST_TIMEOUT_S = 30.0
-TARGETS = ("engine", "releasehub", "litellm")
+TARGETS = ("engine", "releasehub", "litellm", "nginx")
 CLIENT_POOL = "per-worker"  # or "shared" (see _pass); --client-pool
 _SSL_CONTEXT = ssl.create_default_context()  # unused on http://, but built once instead of per client
-LABELS = {"engine": "engine direct", "releasehub": "releasehub gateway", "litellm": "LiteLLM proxy"}
+LABELS = {"engine": "engine direct", "releasehub": "releasehub gateway", "litellm": "LiteLLM proxy",
+          "nginx": "nginx proxy_pass (no auth, no limits)"}
 
 
 # ---------------------------------------------------------------- LiteLLM's virtualenv
@@ -244,6 +255,77 @@ def start_litellm(binary: str, tmp: Path, engine_base: str) -> tuple[subprocess.
     return proc, f"{base}/v1"
 
 
+# nginx as a bare reverse proxy in front of the engine (a floor reference; see the docstring).
+# Temp paths and the pid file live under the prefix so that nothing is written outside the
+# bench's temp dir. keepalive_requests is raised on both sides so that neither the client's
+# connections nor the pooled ones to the engine are closed after nginx's default 1,000 requests
+# (the engine and releasehub do not close them either).
+NGINX_PROXY_CONF = """\
+{user_line}
+worker_processes 1;
+daemon off;
+master_process on;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    tcp_nodelay on;
+    keepalive_timeout 300;
+    keepalive_requests 1000000;
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    upstream engine {{
+        server {upstream};
+        keepalive 128;
+        keepalive_requests 1000000;
+        keepalive_timeout 300s;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://engine;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }}
+    }}
+}}
+"""
+NGINX_SETUP = ("1 worker process, access log off, upstream keepalive 128, proxy_http_version 1.1, "
+               "proxy_set_header Connection \"\", proxy_buffering off, no auth, no limits")
+
+
+def nginx_version(binary: str) -> str | None:
+    out = subprocess.run([binary, "-v"], check=False, capture_output=True, text=True, timeout=30)
+    text = (out.stderr or out.stdout).strip()  # "nginx version: nginx/1.22.1"
+    return text.rsplit("/", 1)[-1] if "/" in text else (text or None)
+
+
+def start_nginx_proxy(binary: str, tmp: Path, engine_base: str) -> tuple[subprocess.Popen, str]:
+    """nginx proxying to the engine, as its own process group; returns (process, base URL ending in /v1)."""
+    prefix = tmp / "nginx"
+    prefix.mkdir(parents=True, exist_ok=True)
+    upstream = httpx.URL(engine_base)
+    port = free_port()
+    conf = prefix / "nginx.conf"
+    conf.write_text(NGINX_PROXY_CONF.format(user_line="user root;" if os.geteuid() == 0 else "", prefix=prefix,
+                                            upstream=f"{upstream.host}:{upstream.port}", port=port))
+    proc = start_group([binary, "-e", str(prefix / "error.log"), "-p", str(prefix), "-c", str(conf)],
+                       tmp / "nginx.log")
+    base = f"http://127.0.0.1:{port}/v1"
+    wait_http_ok(f"{base}/models", timeout=30, proc=proc)
+    return proc, base
+
+
+def _nginx_log(tmp: Path) -> str:
+    return "".join(p.read_text(errors="replace")[-1500:] for p in (tmp / "nginx.log", tmp / "nginx" / "error.log")
+                   if p.exists())
+
+
 # ---------------------------------------------------------------- the load client
 
 
@@ -341,8 +423,10 @@ async def _load(clients: list[httpx.AsyncClient], url: str, body: bytes, stream:
 
 
 async def _pass(base: str, headers: dict[str, str], model: str, stream: bool, count: int, concurrency: int,
-                warmup: int, deadline_s: float = PASS_DEADLINE_S) -> dict[str, Any]:
-    """An untimed warm-up, then `count` timed requests at `concurrency`.
+                warmup: int, deadline_s: float = PASS_DEADLINE_S, server_pids: list[int] | None = None
+                ) -> dict[str, Any]:
+    """An untimed warm-up, then `count` timed requests at `concurrency`. The CPU time of the client
+    and of `server_pids` is taken around the timed requests only (`client_cpu_s`, `server_cpu_s`).
 
     CLIENT_POOL "per-worker" (the default): each of the `concurrency` workers has its own
     AsyncClient with one keep-alive connection, so the connections in use equal the concurrency.
@@ -362,7 +446,9 @@ async def _pass(base: str, headers: dict[str, str], model: str, stream: bool, co
     try:
         warm = await _load(workers, url, body, stream, warmup, time.monotonic() + PASS_DEADLINE_S)
         before = resource.getrusage(resource.RUSAGE_SELF)
+        server_before = _cpu_s(server_pids or [])
         got = await _load(workers, url, body, stream, count, time.monotonic() + deadline_s)
+        got["server_cpu_s"] = _cpu_s(server_pids or []) - server_before
         after = resource.getrusage(resource.RUSAGE_SELF)
         got["client_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     finally:
@@ -508,12 +594,14 @@ def summarize(raw: dict, levels: tuple[int, ...]) -> tuple[list[str], dict, list
 
 
 def run(rounds: int = 3, requests: int = 1000, requests_c1: int = 300, levels: tuple[int, ...] = LEVELS,
-        with_litellm: bool = True, keep: bool = False, profile: bool | None = None) -> dict:
+        with_litellm: bool = True, keep: bool = False, profile: bool | None = None, with_nginx: bool = True) -> dict:
     code_before = code_fingerprint()
     tmp = bench_tmpdir("gateway")
-    engine_proc = litellm_proc = None
+    engine_proc = litellm_proc = nginx_proc = None
     litellm_error: str | None = None
     litellm_info: dict[str, Any] = {}
+    nginx_error: str | None = None
+    nginx_info: dict[str, Any] = {}
     raw: dict[str, dict[str, dict[str, dict[str, Any]]]] = {m: {} for m in MODES}
     foreign: list[float] = []
     retried = 0
@@ -527,6 +615,13 @@ def run(rounds: int = 3, requests: int = 1000, requests_c1: int = 300, levels: t
                 check_no_startup_hooks()
             except Exception as exc:  # noqa: BLE001 - reported, releasehub is measured alone
                 litellm_error = f"install: {type(exc).__name__}: {exc}"
+        nginx_bin = None
+        if with_nginx:
+            try:
+                nginx_bin = ensure_tool("nginx", "nginx")
+                nginx_info["version"] = nginx_version(nginx_bin)
+            except Exception as exc:  # noqa: BLE001 - reported, the others are measured without it
+                nginx_error = f"install: {type(exc).__name__}: {exc}"
         engine_proc, engine_base = start_engine(tmp)
         console.print(f"engine at {engine_base}")
         with releasehub_server(tmp / "data") as hub:
@@ -545,20 +640,35 @@ def run(rounds: int = 3, requests: int = 1000, requests_c1: int = 300, levels: t
                 except Exception as exc:  # noqa: BLE001
                     log = (tmp / "litellm.log").read_text(errors="replace")[-3000:] if (tmp / "litellm.log").exists() else ""
                     litellm_error = f"start: {type(exc).__name__}: {exc}\n{log}"
+            if nginx_bin is not None and nginx_error is None:
+                try:
+                    t0 = time.perf_counter()
+                    nginx_proc, nginx_base = start_nginx_proxy(nginx_bin, tmp, engine_base)
+                    nginx_info["startup_s"] = time.perf_counter() - t0
+                    targets["nginx"] = (nginx_base, {}, ENGINE_MODEL)
+                except Exception as exc:  # noqa: BLE001
+                    nginx_error = f"start: {type(exc).__name__}: {exc}\n{_nginx_log(tmp)}"
             for name, (base, headers, model) in list(targets.items()):
                 try:
                     probes[name] = _probe(base, headers, model)
                 except Exception as exc:  # noqa: BLE001
-                    if name != "litellm":
+                    if name == "litellm":
+                        log = (tmp / "litellm.log").read_text(errors="replace")[-3000:]
+                        litellm_error = f"first request: {exc}\n{log}"
+                    elif name == "nginx":
+                        nginx_error = f"first request: {exc}\n{_nginx_log(tmp)}"
+                    else:
                         raise
-                    log = (tmp / "litellm.log").read_text(errors="replace")[-3000:]
-                    litellm_error = f"first request: {exc}\n{log}"
-                    del targets["litellm"]
+                    del targets[name]
             if litellm_error:
                 console.print(f"[red]LiteLLM not measured: {litellm_error}[/red]")
+            if nginx_error:
+                console.print(f"[red]nginx not measured: {nginx_error}[/red]")
             pids = {"engine": group_pids(engine_proc), "releasehub": group_pids(hub.proc)}
             if litellm_proc is not None and "litellm" in targets:
                 pids["litellm"] = group_pids(litellm_proc)
+            if nginx_proc is not None and "nginx" in targets:
+                pids["nginx"] = group_pids(nginx_proc)  # master and worker (started by now: it answered)
             all_pids = [p for ps in pids.values() for p in ps]
             quiet = wait_for_quiet()
             for level in levels:
@@ -572,9 +682,9 @@ def run(rounds: int = 3, requests: int = 1000, requests_c1: int = 300, levels: t
                         for name, (base, headers, model) in targets.items():
                             def once(base=base, headers=headers, model=model, name=name, stream=stream,
                                      count=per_round, level=level, warmup=warmup) -> tuple[dict, float]:
-                                cpu0 = _cpu_s(pids[name])
-                                got = asyncio.run(_pass(base, headers, model, stream, count, level, warmup))
-                                return got, _cpu_s(pids[name]) - cpu0
+                                got = asyncio.run(_pass(base, headers, model, stream, count, level, warmup,
+                                                        server_pids=pids[name]))
+                                return got, got["server_cpu_s"]
 
                             sample = measured(once, all_pids)
                             got, cpu = sample.value
@@ -605,7 +715,10 @@ def run(rounds: int = 3, requests: int = 1000, requests_c1: int = 300, levels: t
                     profile_summary = {"error": f"{type(exc).__name__}: {exc}"}
             litellm_info["log_tail"] = ((tmp / "litellm.log").read_text(errors="replace")[-1500:]
                                         if (tmp / "litellm.log").exists() else "")
+            if nginx_proc is not None:
+                nginx_info["log_tail"] = _nginx_log(tmp)
     finally:
+        stop_group(nginx_proc)
         stop_group(litellm_proc)
         stop_group(engine_proc)
         if keep:
@@ -639,6 +752,8 @@ def run(rounds: int = 3, requests: int = 1000, requests_c1: int = 300, levels: t
         "litellm": {**litellm_info, "pinned": LITELLM_VERSION, "rpm": RPM_LIMIT,
                     "config": "master key; model rpm enforced by router pre-call check "
                               "enforce_model_rate_limits; no database; uvicorn access log off; 1 worker"},
+        "nginx_error": nginx_error,
+        "nginx": {**nginx_info, "config": NGINX_SETUP} if with_nginx else None,
         "rpm_limit": RPM_LIMIT,
         "nproc": os.cpu_count(),
         "probes": probes,
@@ -680,6 +795,8 @@ def _print(res: dict) -> None:
                   "yes" if g["met"] else "NO"] for g in res["goals"]])
     if res["litellm_error"]:
         console.print(f"[red]LiteLLM: {res['litellm_error']}[/red]")
+    if res.get("nginx_error"):
+        console.print(f"[red]nginx: {res['nginx_error']}[/red]")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -688,7 +805,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--requests", type=int, default=1000, help="timed requests per target at c=16 and c=64")
     parser.add_argument("--requests-c1", type=int, default=300, help="timed requests per target at c=1")
     parser.add_argument("--levels", type=int, nargs="+", default=list(LEVELS))
-    parser.add_argument("--no-litellm", action="store_true", help="measure the engine and releasehub only")
+    parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM's proxy out")
+    parser.add_argument("--no-nginx", action="store_true", help="leave the nginx reverse-proxy reference out")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     parser.add_argument("--client-pool", choices=("per-worker", "shared"), default=CLIENT_POOL,
                         help="one AsyncClient (1 connection) per worker, or one shared pool per target")
@@ -696,7 +814,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     globals()["CLIENT_POOL"] = args.client_pool
     res = run(args.rounds, args.requests, args.requests_c1, tuple(args.levels), not args.no_litellm, args.keep,
-              args.profile)
+              args.profile, with_nginx=not args.no_nginx)
     if args.json:
         args.json.write_text(json.dumps(res, indent=2, default=str))
     return res

@@ -401,7 +401,8 @@ def section_analysis(res: dict) -> list[str]:
     return lines
 
 
-_GW_LABELS = {"engine": "engine direct", "releasehub": "releasehub", "litellm": "LiteLLM"}
+_GW_LABELS = {"engine": "engine direct", "releasehub": "releasehub", "litellm": "LiteLLM",
+              "nginx": "nginx proxy_pass"}
 
 
 def _ms(value: float | None, signed: bool = False) -> str:
@@ -444,9 +445,23 @@ def _gateway_summary_rows(r: dict) -> list[tuple[str, bool]]:
     return rows
 
 
+def _nginx_how(res: dict) -> str:
+    """The "How" paragraph's sentence on the nginx reference (empty when it was left out)."""
+    ngx = res.get("nginx") or {}
+    if "nginx" not in res["targets"] and not res.get("nginx_error"):
+        return ""
+    return (f" nginx (a reference, no goal): nginx{' ' + ngx['version'] if ngx.get('version') else ''} "
+            "(Debian package) as a bare reverse proxy in front of the same engine, 1 worker process, "
+            "access log off, an `upstream` block with `keepalive 128`, `proxy_http_version 1.1`, "
+            "`proxy_set_header Connection \"\"` and `proxy_buffering off` (SSE chunks pass through one by "
+            "one), no auth and no limits, called like the engine with `\"model\": \"engine-model\"`: "
+            "its overhead is the cost of one reverse-proxy hop on this machine, a floor for any proxy.")
+
+
 def section_gateway(res: dict) -> list[str]:
     lit = res.get("litellm") or {}
     lv = lit.get("versions") or {}
+    ngx = res.get("nginx") or {}
     targets = res["targets"]
     lines = [
         "## 5. Gateway: latency the OpenAI gateway adds over calling the engine, vs LiteLLM's proxy",
@@ -477,7 +492,8 @@ def section_gateway(res: dict) -> list[str]:
         "pre-call check, and a master key. LiteLLM's per-key limits need virtual keys, which need its "
         "Postgres database (without one it refuses every key but the master key: \"No connected db.\"), "
         "so the client uses the master key and the limit is the model's, not a key's. uvicorn's access "
-        "log is off (releasehub and the engine write none either); no database, no callbacks.",
+        "log is off (releasehub and the engine write none either); no database, no callbacks."
+        + _nginx_how(res),
         "",
         "Load: one client process (this benchmark, httpx, HTTP/1.1 keep-alive); `c` workers send requests "
         "back to back, "
@@ -493,8 +509,10 @@ def section_gateway(res: dict) -> list[str]:
         "SSE chunk with content (time to first token); the rest of the stream is read and must end with "
         "`data: [DONE]`. Every response must be HTTP 200 with `choices` and content; anything else is "
         "counted as an error and left out of the latencies. Per level and mode, "
-        f"{res['rounds']} rounds, each running engine direct, releasehub and LiteLLM one after the "
-        "other (each pass: an untimed warm-up of max(20, 2c) requests, which also opens the "
+        f"{res['rounds']} rounds, each running "
+        + (", ".join(_GW_LABELS[t] for t in targets[:-1]) + " and " + _GW_LABELS[targets[-1]]
+           if len(targets) > 1 else _GW_LABELS[targets[0]])
+        + " one after the other (each pass: an untimed warm-up of max(20, 2c) requests, which also opens the "
         f"connections, then its share of {res['requests_c1']:,} requests per target at c=1 and "
         f"{res['requests']:,} at c=16 and 64). p50/p99 over all timed requests of a target; "
         "**overhead** = target - engine direct at the same percentile, level and mode.",
@@ -508,12 +526,17 @@ def section_gateway(res: dict) -> list[str]:
     ]
     if res.get("litellm_error"):
         lines += ["**LiteLLM was not measured**: ", "", "```", res["litellm_error"].strip()[-2000:], "```", ""]
+    if res.get("nginx_error"):
+        lines += ["**nginx (the reference) was not measured**: ", "", "```", res["nginx_error"].strip()[-2000:],
+                  "```", ""]
     for mode in res["modes"]:
         what = ("time to first token (ms)" if mode == "streaming" else "whole response (ms)")
         head = "| c | " + " | ".join(f"{_GW_LABELS[t]} p50 / p99" for t in targets)
         head += " | releasehub overhead p50 / p99"
         if "litellm" in targets:
             head += " | LiteLLM overhead p50 / p99 | releasehub / LiteLLM overhead, p50 (p99)"
+        if "nginx" in targets:
+            head += " | nginx overhead p50 / p99 (floor, no goal)"
         lines += [f"**{mode.capitalize()}**, {what}:", "", head + " |",
                   "|" + "---|" * (head.count("|"))]
         for level in res["levels"]:
@@ -527,6 +550,9 @@ def section_gateway(res: dict) -> list[str]:
                 r50, r99 = row.get("ratio_p50"), row.get("ratio_p99")
                 cells.append(f"**{r50:.2f}x**" if r50 is not None else "n/a")
                 cells[-1] += f" ({r99:.2f}x)" if r99 is not None else " (n/a)"
+            if "nginx" in targets:
+                cells.append(f"{_ms(row['nginx']['overhead_p50'], True)} / "
+                             f"{_ms(row['nginx']['overhead_p99'], True)}")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["| goal | mode | c | value | met? |", "|---|---|---|---|---|"]
@@ -584,7 +610,8 @@ def section_gateway(res: dict) -> list[str]:
         lines += ["Errors seen:", "", "```", json.dumps(kinds, indent=1)[:3000], "```", ""]
     lines += [f"Versions: releasehub side {', '.join(f'{k} {v}' for k, v in (res.get('versions') or {}).items())}; "
               f"LiteLLM venv {', '.join(f'{k} {v}' for k, v in lv.items()) or '?'}."
-              + (f" LiteLLM start-up took {lit['startup_s']:.1f} s." if lit.get("startup_s") else ""), "",
+              + (f" LiteLLM start-up took {lit['startup_s']:.1f} s." if lit.get("startup_s") else "")
+              + (f" nginx {ngx['version']}." if ngx.get("version") and "nginx" in targets else ""), "",
               _load_line(res), ""]
     prof = res.get("profile")
     if prof and not prof.get("error"):
