@@ -484,30 +484,36 @@ def _cpu_s(pids: list[int]) -> float:
 # ---------------------------------------------------------------- profile (when a goal is missed)
 
 
+_BUCKETS = (  # (substring of a frame, label): the frame nearest the leaf that matches decides
+    (("aiohttp/", "yarl/", "multidict/", "httpx/", "httpcore/", "h11/"), "calling the engine (aiohttp)"),
+    (("sqlalchemy/", "sqlite3"), "SQL (SQLAlchemy / sqlite3)"),
+    (("logging/",), "logging (log records, handlers)"),
+    (("json/",), "JSON (parse, encode)"),
+    (("releasehub/gateway/ratelimit",), "releasehub: rate limiter"),
+    (("releasehub/gateway/metering",), "releasehub: metering"),
+    (("anyio/", "to_thread", "run_in_threadpool"), "threadpool hop (anyio to_thread)"),
+    (("fastapi/", "starlette/", "pydantic"), "FastAPI / Starlette middleware, ASGI send"),
+    (("releasehub/",), "releasehub: gateway code (key, repo, access, checks, relay)"),
+    (("granian/",), "granian runtime and ASGI glue"),
+)
+
+
 def _bucket(stack: list[str]) -> str:
-    """A coarse label for where one sample of the releasehub worker goes."""
+    """A coarse label for where one sample of the releasehub worker goes: the background writer
+    thread as a whole, else the library or module of the frame nearest the leaf."""
     leaf = stack[-1] if stack else ""
     if leaf.startswith(("Condition.wait", "Queue.get", "Event.wait", "select (", "Lock.acquire")):
         return "waiting (thread pool idle / lock / select)"
     if leaf.startswith("MPServer._spawn_asgi_lifespan_worker"):
         return "granian runtime (native code on the worker's main thread)"
-    text = ";".join(stack)
-    if "logging/" in text:
-        return "logging (log records, handlers)"
-    if "sqlalchemy/" in text or "sqlite3" in text:
-        return "SQL (SQLAlchemy / sqlite3)"
-    if "httpx/" in text or "httpcore/" in text or "h11/" in text:
-        return "calling the engine (httpx / httpcore / h11)"
-    if "releasehub/gateway/ratelimit" in text:
-        return "releasehub: rate limiter (non-SQL)"
-    if "releasehub/gateway/metering" in text:
-        return "releasehub: metering (non-SQL)"
-    if any("releasehub/" in f and "releasehub/app.py" not in f and "releasehub/cli/" not in f for f in stack):
-        return "releasehub: other gateway code (non-SQL: key, repo, access, JSON)"
-    if "anyio/" in text or "to_thread" in text or "run_in_threadpool" in text:
-        return "threadpool hop (anyio to_thread)"
-    if "fastapi/" in text or "starlette/" in text or "pydantic" in text:
-        return "FastAPI / Starlette routing, middleware, response"
+    if any("releasehub/auditlog/log.py" in frame for frame in stack):
+        return "metering and audit writes (background thread, batched)"
+    for frame in reversed(stack):
+        if "releasehub/cli/" in frame or "releasehub/app.py" in frame:
+            continue
+        for needles, label in _BUCKETS:
+            if any(needle in frame for needle in needles):
+                return label
     return "other"
 
 

@@ -216,7 +216,7 @@ class _Call:
         self.decision: Decision | None = None
         self.prompt_estimate = 1
         self._renewal: asyncio.TimerHandle | None = None
-        self._renewing: asyncio.Future[bool] | None = None
+        self._renewing: asyncio.Future[bool] | None = None  # the event loop keeps only weak references
 
     # -- metering and settlement
 
@@ -367,7 +367,7 @@ class _Call:
         status, outcome, reason = 200, "ok", None
         watcher = asyncio.ensure_future(_disconnected(receive))
         # The client hung up: close the engine's connection too, so that it stops generating.
-        watcher.add_done_callback(lambda task: None if task.cancelled() else upstream.close())
+        watcher.add_done_callback(lambda task: None if not _hung_up(task) else upstream.close())
         try:
             await send({"type": "http.response.start", "status": 200,
                         "headers": _SSE_HEADERS + header_list(rate_headers)})
@@ -375,13 +375,15 @@ class _Call:
                 out = events.feed(piece)
                 if out:
                     await _send_body(send, out)
+            if _hung_up(watcher):  # closing the engine's stream may end it quietly
+                raise _ClientGone
             rest = events.end()
             if rest:
                 await _send_body(send, rest)
             if events.usage is None:
                 status, outcome, reason = 502, "error", "stream ended without usage"
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            if watcher.done():
+            if _hung_up(watcher):
                 status, outcome, reason = 499, "cancelled", "the client hung up"
             else:
                 status, outcome, reason = 502, "error", f"engine stream broke: {type(exc).__name__}"
@@ -483,6 +485,10 @@ async def _send_body(send: Send, body: bytes, more: bool = True) -> None:
         await send({"type": "http.response.body", "body": body, "more_body": more})
     except OSError:  # the server's way of saying the client is gone
         raise _ClientGone from None
+
+
+def _hung_up(watcher: asyncio.Future[None]) -> bool:
+    return watcher.done() and not watcher.cancelled() and watcher.exception() is None
 
 
 async def _disconnected(receive: Receive) -> None:

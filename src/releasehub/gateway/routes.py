@@ -53,7 +53,7 @@ class GatewayFastPath:
         await self.app(scope, receive, send)
 
 
-class _Call(Response):
+class _CallResponse(Response):
     """The response of a completion route: the whole call, run on ASGI by `proxy.handle`."""
 
     def __init__(self, endpoint: str) -> None:  # noqa: D107 (no body: handle sends everything)
@@ -113,13 +113,13 @@ async def retrieve_model(model: str, request: Request, secret: str = Depends(gat
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request, secret: str = Depends(gateway_caller)) -> Response:
     """OpenAI's chat completions, streaming or not (served by `GatewayFastPath`)."""
-    return _Call("chat")
+    return _CallResponse("chat")
 
 
 @router.post("/v1/completions")
 async def completions(request: Request, secret: str = Depends(gateway_caller)) -> Response:
     """OpenAI's (legacy) completions, streaming or not (served by `GatewayFastPath`)."""
-    return _Call("completions")
+    return _CallResponse("completions")
 
 
 # ---------------------------------------------------------------------------------------------
