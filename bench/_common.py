@@ -86,6 +86,33 @@ def warm_page_cache(path: Path) -> None:
             pass
 
 
+def process_cpu_s(pids: list[int]) -> float:
+    """utime + stime of the given processes, in seconds (0 for ones already gone)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def nginx_server(prefix: Path, http: str, log: Path, *, worker_connections: int = 1024) -> subprocess.Popen:
+    """nginx in the foreground as its own process group: one worker, its pid file, error log and
+    temp files under `prefix`; `http` is the body of the `http {}` block (the bench's servers)."""
+    nginx = ensure_tool("nginx", "nginx")
+    prefix.mkdir(parents=True, exist_ok=True)
+    temp = "\n".join(f"    {kind}_temp_path {prefix}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi",
+                                                                          "scgi"))
+    conf = prefix / "nginx.conf"
+    conf.write_text(("user root;\n" if os.geteuid() == 0 else "")
+                    + f"worker_processes 1;\ndaemon off;\nmaster_process on;\npid {prefix}/nginx.pid;\n"
+                    f"error_log {prefix}/error.log warn;\nevents {{ worker_connections {worker_connections}; }}\n"
+                    f"http {{\n    access_log off;\n{temp}\n{http}}}\n")
+    return start_group([nginx, "-e", str(prefix / "error.log"), "-p", str(prefix), "-c", str(conf)], log)
+
+
 def ensure_tool(binary: str, apt_package: str) -> str:
     """Path of `binary`; installs the Debian package once if it is missing."""
     found = shutil.which(binary) or (f"/usr/sbin/{binary}" if Path(f"/usr/sbin/{binary}").exists() else None)

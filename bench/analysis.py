@@ -81,6 +81,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    process_cpu_s,
     RELEASEHUB, VENV_BIN, bench_tmpdir, code_fingerprint, console, fmt, group_pids, measured, median,
     print_table, releasehub_server, wait_for_quiet,
 )
@@ -562,18 +563,6 @@ def run_accelerate(url: str, token: str, repo_id: str, home: Path) -> tuple[floa
 
 
 # ---------------------------------------------------------------- the benchmark
-
-
-def process_cpu_s(pids: list[int]) -> float:
-    """utime + stime of the given processes, in seconds (0 for ones already gone)."""
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def _startup_s(cmd: list[str], runs: int = 3) -> float | None:

@@ -13,7 +13,6 @@ from each server runs under `strace -f -c` to show how the bytes are sent.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -24,64 +23,22 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    process_cpu_s,
     add_diagnosis_flags,
     code_fingerprint, measured,
-    bench_tmpdir, console, curl_download, ensure_tool, fmt, free_port, group_pids, make_random_file, median,
-    print_table, releasehub_server, sha256_file, start_group, stop_group, wait_for_quiet, wait_http_ok,
+    bench_tmpdir, console, curl_download, ensure_tool, fmt, free_port, group_pids, make_random_file, median, nginx_server,
+    print_table, releasehub_server, sha256_file, stop_group, wait_for_quiet, wait_http_ok,
     warm_page_cache,
 )
 
 GOAL = 0.9
 
-NGINX_CONF = """\
-{user_line}
-worker_processes 1;
-daemon off;
-master_process on;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    keepalive_timeout 30;
-    default_type application/octet-stream;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        location / {{ }}
-    }}
-}}
-"""
-
-
 def start_nginx(prefix: Path, root: Path, port: int):
-    nginx = ensure_tool("nginx", "nginx")
-    prefix.mkdir(parents=True, exist_ok=True)
-    user_line = "user root;" if os.geteuid() == 0 else ""
-    conf = prefix / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(user_line=user_line, prefix=prefix, root=root, port=port))
-    proc = start_group([nginx, "-e", str(prefix / "error.log"), "-p", str(prefix), "-c", str(conf)],
-                       prefix / "stdout.log")
-    return proc
-
-
-def process_cpu_s(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    """nginx serving the blob files from `root` (sendfile on)."""
+    http = (f"    sendfile on;\n    tcp_nopush on;\n    tcp_nodelay on;\n    keepalive_timeout 30;\n"
+            f"    default_type application/octet-stream;\n"
+            f"    server {{\n        listen 127.0.0.1:{port};\n        root {root};\n        location / {{ }}\n    }}\n")
+    return nginx_server(prefix, http, prefix / "stdout.log", worker_connections=64)
 
 
 _STRACE_ROW = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$")

@@ -80,8 +80,10 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    process_cpu_s,
     PYTHON, RELEASEHUB, ROOT, add_diagnosis_flags, bench_tmpdir, code_fingerprint, console, ensure_py_spy,
-    ensure_tool, free_port, group_pids, measured, print_table, releasehub_server, start_group, stop_group, summarize_profile,
+    ensure_tool, free_port, group_pids, measured, nginx_server, print_table, releasehub_server, start_group, stop_group,
+    summarize_profile,
     wait_for_quiet, wait_http_ok,
 )
 
@@ -256,45 +258,9 @@ def start_litellm(binary: str, tmp: Path, engine_base: str) -> tuple[subprocess.
 
 
 # nginx as a bare reverse proxy in front of the engine (a floor reference; see the docstring).
-# Temp paths and the pid file live under the prefix so that nothing is written outside the
-# bench's temp dir. keepalive_requests is raised on both sides so that neither the client's
-# connections nor the pooled ones to the engine are closed after nginx's default 1,000 requests
-# (the engine and releasehub do not close them either).
-NGINX_PROXY_CONF = """\
-{user_line}
-worker_processes 1;
-daemon off;
-master_process on;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    tcp_nodelay on;
-    keepalive_timeout 300;
-    keepalive_requests 1000000;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    upstream engine {{
-        server {upstream};
-        keepalive 128;
-        keepalive_requests 1000000;
-        keepalive_timeout 300s;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://engine;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-        }}
-    }}
-}}
-"""
+# keepalive_requests is raised on both sides so that neither the client's connections nor the
+# pooled ones to the engine are closed after nginx's default 1,000 requests (the engine and
+# releasehub do not close them either).
 NGINX_SETUP = ("1 worker process, access log off, upstream keepalive 128, proxy_http_version 1.1, "
                "proxy_set_header Connection \"\", proxy_buffering off, no auth, no limits")
 
@@ -305,17 +271,17 @@ def nginx_version(binary: str) -> str | None:
     return text.rsplit("/", 1)[-1] if "/" in text else (text or None)
 
 
-def start_nginx_proxy(binary: str, tmp: Path, engine_base: str) -> tuple[subprocess.Popen, str]:
+def start_nginx_proxy(tmp: Path, engine_base: str) -> tuple[subprocess.Popen, str]:
     """nginx proxying to the engine, as its own process group; returns (process, base URL ending in /v1)."""
-    prefix = tmp / "nginx"
-    prefix.mkdir(parents=True, exist_ok=True)
     upstream = httpx.URL(engine_base)
     port = free_port()
-    conf = prefix / "nginx.conf"
-    conf.write_text(NGINX_PROXY_CONF.format(user_line="user root;" if os.geteuid() == 0 else "", prefix=prefix,
-                                            upstream=f"{upstream.host}:{upstream.port}", port=port))
-    proc = start_group([binary, "-e", str(prefix / "error.log"), "-p", str(prefix), "-c", str(conf)],
-                       tmp / "nginx.log")
+    http = ("    tcp_nodelay on;\n    keepalive_timeout 300;\n    keepalive_requests 1000000;\n"
+            f"    upstream engine {{\n        server {upstream.host}:{upstream.port};\n        keepalive 128;\n"
+            "        keepalive_requests 1000000;\n        keepalive_timeout 300s;\n    }\n"
+            f"    server {{\n        listen 127.0.0.1:{port};\n        location / {{\n"
+            "            proxy_pass http://engine;\n            proxy_http_version 1.1;\n"
+            "            proxy_set_header Connection \"\";\n            proxy_buffering off;\n        }\n    }\n")
+    proc = nginx_server(tmp / "nginx", http, tmp / "nginx.log")
     base = f"http://127.0.0.1:{port}/v1"
     wait_http_ok(f"{base}/models", timeout=30, proc=proc)
     return proc, base
@@ -446,9 +412,9 @@ async def _pass(base: str, headers: dict[str, str], model: str, stream: bool, co
     try:
         warm = await _load(workers, url, body, stream, warmup, time.monotonic() + PASS_DEADLINE_S)
         before = resource.getrusage(resource.RUSAGE_SELF)
-        server_before = _cpu_s(server_pids or [])
+        server_before = process_cpu_s(server_pids or [])
         got = await _load(workers, url, body, stream, count, time.monotonic() + deadline_s)
-        got["server_cpu_s"] = _cpu_s(server_pids or []) - server_before
+        got["server_cpu_s"] = process_cpu_s(server_pids or []) - server_before
         after = resource.getrusage(resource.RUSAGE_SELF)
         got["client_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     finally:
@@ -468,17 +434,6 @@ def _probe(base: str, headers: dict[str, str], model: str) -> dict[str, Any]:
         raise RuntimeError(f"{base}: {resp.status_code} {resp.text[:500]}")
     return {"ratelimit_headers": {k: v for k, v in resp.headers.items() if "ratelimit" in k.lower()},
             "content": resp.json()["choices"][0]["message"]["content"]}
-
-
-def _cpu_s(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 # ---------------------------------------------------------------- profile (when a goal is missed)
@@ -649,7 +604,7 @@ def run(rounds: int = 3, requests: int = 1000, requests_c1: int = 300, levels: t
             if nginx_bin is not None and nginx_error is None:
                 try:
                     t0 = time.perf_counter()
-                    nginx_proc, nginx_base = start_nginx_proxy(nginx_bin, tmp, engine_base)
+                    nginx_proc, nginx_base = start_nginx_proxy(tmp, engine_base)
                     nginx_info["startup_s"] = time.perf_counter() - t0
                     targets["nginx"] = (nginx_base, {}, ENGINE_MODEL)
                 except Exception as exc:  # noqa: BLE001

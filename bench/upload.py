@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    process_cpu_s,
     add_diagnosis_flags,
     ForeignLoad, WarmMemory, code_fingerprint, measured,
     RELEASEHUB, bench_tmpdir, console, ensure_py_spy, fmt, group_pids, make_random_file, median, print_table,
@@ -33,18 +34,6 @@ from _common import (  # noqa: E402
 )
 
 GOAL = 0.4
-
-
-def process_cpu_s(pids: list[int]) -> float:
-    """utime + stime of the given processes, in seconds (0 for ones already gone)."""
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def children_cpu_s() -> float:
