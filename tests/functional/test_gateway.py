@@ -380,6 +380,36 @@ def test_client_hanging_up_mid_stream_stops_the_call(server: Any, api: HfApi, ow
         stop_engine(slow)
 
 
+def test_client_hanging_up_while_the_engine_thinks(server: Any, api: HfApi, owner: tuple[str, str]) -> None:
+    """A non-streaming call whose client gives up before the engine answers (a client timeout) is
+    cut off at the engine too, metered as cancelled, and its concurrency slot freed."""
+    slow, base = start_engine(model="engine-model", delay_ms=6000)  # answers after 6 s
+    try:
+        policy = {"tiers": [{"name": "one-at-a-time", "components": ["documentation"], "api": {"concurrency": 1}}]}
+        repo_id = hosted_repo(server, api, owner, base, policy)
+        user, _ = server.user()
+        key = new_key(server, user, repo_id, "one-at-a-time")
+        body = {"model": repo_id, "messages": [{"role": "user", "content": "a b c"}], "max_tokens": 3}
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{server.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"},
+                       timeout=1.5)
+        deadline = time.monotonic() + 3.5  # well before the engine would have answered
+        event = None
+        while event is None and time.monotonic() < deadline:
+            with server.db.session() as session:
+                from releasehub.auditlog.models import AuditEvent
+
+                found = session.query(AuditEvent).filter_by(repo=repo_id, action="gateway.request").all()
+                event = found[0].details if found else None
+            time.sleep(0.1)
+        assert event is not None, "the abandoned call was not metered before the engine answered"
+        assert event["outcome"] == "cancelled" and event["status"] == 499
+        # Nothing came back: the prompt is charged as estimated (the engine read it), no completion.
+        assert event["tokens_in"] == 2 and event["tokens_out"] == 0 and event["usage_estimated"] is True  # "a b c": 5 chars
+    finally:
+        stop_engine(slow)
+
+
 def test_a_call_longer_than_its_lease_keeps_its_concurrency_slot(tmp_path_factory: pytest.TempPathFactory) -> None:
     """With a 2 s lease, a stream that runs about 5 s still holds its only slot after 3 s (renewed at
     half the lease), and frees it when it ends."""

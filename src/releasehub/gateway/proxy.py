@@ -38,6 +38,7 @@ from .upstream import EngineTimeout, EngineUnreachable, Upstream
 log = logging.getLogger("releasehub.gateway")
 DEFAULT_MAX_TOKENS = 1024  # charged when a request sets no max_tokens and the tier caps none
 MAX_BODY_BYTES = 32 * 1024 * 1024
+WATCH_AFTER_S = 1.0  # a call still waiting on the engine after this long watches for its client hanging up
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 # Cheap looks into an SSE event before parsing it: only events that carry a usage are parsed.
@@ -217,11 +218,15 @@ class _Call:
         self.prompt_estimate = 1
         self._renewal: asyncio.TimerHandle | None = None
         self._renewing: asyncio.Future[bool] | None = None  # the event loop keeps only weak references
+        self._metered = False
 
     # -- metering and settlement
 
     def meter(self, status: int, outcome: str, *, usage: tuple[int, int] | None = None, reason: str | None = None,
               estimated: bool = False) -> None:
+        if self._metered:
+            return  # once per call: a hang-up noticed while answering changes nothing
+        self._metered = True
         tokens_in, tokens_out = usage or (0, 0)
         prompt = None
         if self.target.hosted.store_prompts:
@@ -324,25 +329,40 @@ class _Call:
         rate_headers = self.decision.headers()
         model, hosted = self.body["model"], self.target.hosted
         url, data, headers = self.forward()
+        watch = _HangUpWatch(receive)
         try:
-            upstream = await self.gateway.upstream.post(url, data, headers, hosted.timeout_s)
-        except EngineTimeout:
-            return await self.fail(send, GatewayError(
-                504, f"The engine behind {model} did not answer within {hosted.timeout_s:g}s.", type="api_error",
-                code="engine_timeout", headers=rate_headers), "error", "engine timeout", self.prompt_estimate)
-        except EngineUnreachable as exc:
-            return await self.fail(send, GatewayError(
-                502, f"The engine behind {model} is unreachable ({exc}); the releaser has been told through the "
-                     "audit log. Try again later.", type="api_error", code="engine_unavailable",
-                headers=rate_headers), "error", f"engine unreachable: {exc}", self.prompt_estimate)
-        try:
-            if upstream.status >= 400 or not self.stream:
-                await self.whole(upstream, send, rate_headers)
-            else:
-                await self.relay(upstream, receive, send, rate_headers)
+            try:
+                upstream = await self.gateway.upstream.post(url, data, headers, hosted.timeout_s)
+            except EngineTimeout:
+                return await self.fail(send, GatewayError(
+                    504, f"The engine behind {model} did not answer within {hosted.timeout_s:g}s.",
+                    type="api_error", code="engine_timeout", headers=rate_headers),
+                    "error", "engine timeout", self.prompt_estimate)
+            except EngineUnreachable as exc:
+                return await self.fail(send, GatewayError(
+                    502, f"The engine behind {model} is unreachable ({exc}); the releaser has been told through "
+                         "the audit log. Try again later.", type="api_error", code="engine_unavailable",
+                    headers=rate_headers), "error", f"engine unreachable: {exc}", self.prompt_estimate)
+            try:
+                if upstream.status >= 400 or not self.stream:
+                    await self.whole(upstream, send, rate_headers)
+                else:
+                    watch.stop()  # the relay watches for itself, from the first byte on
+                    await self.relay(upstream, receive, send, rate_headers)
+            finally:
+                upstream.release()  # closes the connection instead when the answer was not read whole
+                await self.settle(self.prompt_estimate)  # only when nothing settled it (cancelled)
+        except asyncio.CancelledError:
+            if not watch.fired:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            await self.settle(self.prompt_estimate)
+            self.meter(499, "cancelled", usage=(self.prompt_estimate, 0), estimated=True,
+                       reason="the client hung up before the answer")
         finally:
-            upstream.release()
-            await self.settle(self.prompt_estimate)  # only when nothing settled it (cancelled)
+            watch.stop()
 
     async def whole(self, upstream: aiohttp.ClientResponse, send: Send, rate_headers: dict[str, str]) -> None:
         """A non-streaming answer (or an engine's error): read it whole, settle, pass it on."""
@@ -485,6 +505,37 @@ async def _send_body(send: Send, body: bytes, more: bool = True) -> None:
         await send({"type": "http.response.body", "body": body, "more_body": more})
     except OSError:  # the server's way of saying the client is gone
         raise _ClientGone from None
+
+
+class _HangUpWatch:
+    """Lets a call that waits on the engine notice its client hanging up. After `after` seconds it
+    starts waiting for the client's disconnect, which then cancels the call's task: aiohttp drops
+    the engine's connection, so the engine stops generating too. A call answered sooner costs one
+    timer; a stream is watched by its relay once its first bytes have come."""
+
+    def __init__(self, receive: Receive, after: float = WATCH_AFTER_S) -> None:
+        self.fired = False
+        self._receive = receive
+        self._task = asyncio.current_task()
+        self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(after, self._arm)
+
+    def _arm(self) -> None:
+        self._timer = None
+        self._waiter = asyncio.ensure_future(_disconnected(self._receive))
+        self._waiter.add_done_callback(self._hang_up)
+
+    def _hang_up(self, waiter: asyncio.Future[None]) -> None:
+        if _hung_up(waiter) and self._task is not None:
+            self.fired = True
+            self._task.cancel()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.cancel()
 
 
 def _hung_up(watcher: asyncio.Future[None]) -> bool:
