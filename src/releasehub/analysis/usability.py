@@ -476,6 +476,15 @@ def _permission(value: str) -> Permission:
     return _PERMISSIONS.get(value, "unknown")
 
 
+def _undescribed(license: ResolvedLicense, *, stated: bool, name: str, family: str | None, granted: Permission,
+                 summary: str, source: Source) -> LicenseInfo:
+    """A license the catalogue cannot describe (none stated, or one it does not know): no terms."""
+    return LicenseInfo(stated=stated, known=False, id=license.id, name=name, family=family, url=license.link,
+                       osi_approved=None, commercial_use=granted, redistribution=granted, train_on_outputs=granted,
+                       user_threshold=None, field_of_use_restrictions=[], attribution=None, derivative_naming=None,
+                       summary=summary, plain_language=[summary], source=source)
+
+
 def _license_info(license: ResolvedLicense) -> LicenseInfo:
     terms = license.terms
     if license.id is None:
@@ -484,25 +493,8 @@ def _license_info(license: ResolvedLicense) -> LicenseInfo:
             "model is granted beyond what the law allows anyway. Ask the releaser for a license before "
             "relying on it."
         )
-        return LicenseInfo(
-            stated=False,
-            known=False,
-            id=None,
-            name="no license stated",
-            family=None,
-            url=license.link,
-            osi_approved=None,
-            commercial_use="not granted",
-            redistribution="not granted",
-            train_on_outputs="not granted",
-            user_threshold=None,
-            field_of_use_restrictions=[],
-            attribution=None,
-            derivative_naming=None,
-            summary=summary,
-            plain_language=[summary],
-            source="default",
-        )
+        return _undescribed(license, stated=False, name="no license stated", family=None, granted="not granted",
+                            summary=summary, source="default")
     if terms is None or terms.id == "other":
         name = license.name or license.id
         where = f" at {license.link}" if license.link else ""
@@ -510,25 +502,8 @@ def _license_info(license: ResolvedLicense) -> LicenseInfo:
             f"The card names {name!r}, which releasehub's license catalogue does not describe: "
             f"read its text{where} before using the model."
         )
-        return LicenseInfo(
-            stated=True,
-            known=False,
-            id=license.id,
-            name=name,
-            family="other" if terms else None,
-            url=license.link,
-            osi_approved=None,
-            commercial_use="unknown",
-            redistribution="unknown",
-            train_on_outputs="unknown",
-            user_threshold=None,
-            field_of_use_restrictions=[],
-            attribution=None,
-            derivative_naming=None,
-            summary=summary,
-            plain_language=[summary],
-            source="license",
-        )
+        return _undescribed(license, stated=True, name=name, family="other" if terms else None, granted="unknown",
+                            summary=summary, source="license")
     plain = [
         f"Commercial use: {terms.commercial_use}.",
         f"Redistribution: {terms.redistribution}.",
