@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from releasehub import publishing
 from releasehub.accounts import service as accounts
 from releasehub.accounts.models import User
 from releasehub.repos import service as repos
@@ -209,13 +210,16 @@ class DemoResult:
     files: int
 
 
-def _demo_operations(services: Services, session: Session, directory: Path) -> list[repos.Operation]:
+def _demo_operations(services: Services, session: Session, directory: Path, repo_pk: int,
+                     user_pk: int) -> list[repos.Operation]:
     operations: list[repos.Operation] = []
     for path in sorted(directory.iterdir()):
         data = path.read_bytes()
         if path.suffix == ".safetensors":
+            # Stored as an upload would be: the blob and the demo user's claim on it in this repo.
             sha = services.store.put_bytes(data)
             repos.insert_blob_rows(session, [(sha, len(data))])
+            repos.record_claims(session, repo_pk, user_pk, [sha])
             operations.append(repos.AddLfs(path.name, sha, len(data)))
         else:
             operations.append(repos.AddRegular(path.name, data))
@@ -236,8 +240,11 @@ def seed_demo(services: Services, work_dir: Path | None = None) -> DemoResult:
         if "model.safetensors" not in files:
             with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
                 build_tiny_model(Path(tmp))
-                operations = _demo_operations(services, session, Path(tmp))
-                repos.create_commit(session, services.store, repo, branch=repos.DEFAULT_BRANCH,
-                                    operations=operations, title="Add tiny demo model", author=DEMO_USER)
+                subject = accounts.authenticate(session, token)
+                assert subject is not None and subject.user_id is not None
+                operations = _demo_operations(services, session, Path(tmp), repo.id, subject.user_id)
+                # The same use case as the commit endpoint: the card's policy and the events too.
+                publishing.commit(session, services.store, repo, subject, branch=repos.DEFAULT_BRANCH,
+                                  operations=operations, title="Add tiny demo model")
             files = repos.commit_files(session, repos.resolve_revision(session, repo, repos.DEFAULT_BRANCH))
         return DemoResult(repo_id=repo.repo_id, user=DEMO_USER, token=token, files=len(files))

@@ -105,7 +105,9 @@ _ADMIN_ROLES = frozenset({"owner", "admin"})
 _ALL_ROLES = frozenset({"owner", "admin", "write", "read"})
 
 
-def _not_found(subject: Subject, repo_id: str) -> Decision:
+def repo_not_found(subject: Subject, repo_id: str) -> Decision:
+    """The one answer for a repo that is missing or hidden from this subject: status, code and
+    message alike, so that nobody can tell the two apart."""
     if subject.anonymous:
         return Decision(
             False,
@@ -119,6 +121,8 @@ def _not_found(subject: Subject, repo_id: str) -> Decision:
     )
 
 
+# A file hidden by a stage or tier. Callers answer with `repos.missing_file(path, commit)`, the
+# same error as for a file that does not exist (this decision has no commit to name).
 HIDDEN_ENTRY = Decision(False, "No such file at this revision.", 404, "EntryNotFound")
 
 
@@ -186,16 +190,17 @@ def decide(
     else:
         can_see = True
     if not can_see:
-        return _not_found(subject, policy.repo_id)
+        return repo_not_found(subject, policy.repo_id)
 
     if permission in (Permission.REPO_READ, Permission.REPO_DOWNLOAD, Permission.REPO_LIST):
         if (permission is Permission.REPO_DOWNLOAD and path is not None and policy.rules.hosted_only
-                and policy.rules.component_of(path) == "weights"
+                and not policy.rules.hosted_allows(path)
                 and (role is not None or file_visible(policy, grant, now, path))):
             # Whatever else the policy says, and for the releasing team too: the weights stay here.
             return Decision(False, f"{path} is part of a hosted-only release: {policy.repo_id} is used through "
-                                   "its API (POST /v1/chat/completions with an API key from the releaser), and its "
-                                   "weights are not downloadable.", 403, "HostedOnly")
+                                   "its API (POST /v1/chat/completions with an API key from the releaser); only its "
+                                   "card, documentation, license, config and tokenizer files download.",
+                            403, "HostedOnly")
         if role is not None:
             return Decision.allow(f"{role} of {policy.namespace}")
         if path is not None and not file_visible(policy, grant, now, path):

@@ -11,7 +11,9 @@ The same document comes from three places, and all three change the one stored p
 
 Paths are matched by glob: a pattern without `/` matches a file name at any depth
 (`*.safetensors`); a pattern with `/` matches the whole path, `*` stays inside one directory
-and `**` crosses directories (`*-70b/*.safetensors`, `data/**`).
+and `**` crosses directories (`*-70b/*.safetensors`, `data/**`). Matching ignores case, as
+the file systems and the people who name files do: `*.safetensors` holds back
+`Model.SafeTensors` too.
 
 Times in stages are absolute UTC instants. The document accepts `+30d`, `+12h` or `now`,
 which `normalise` turns into instants when the policy is stored, so that a schedule does not
@@ -40,6 +42,17 @@ ALL_COMPONENTS = "*"
 CARD_FILES = frozenset({"README.md", ".gitattributes"})
 
 COMPONENTS = ("weights", "code", "data", "documentation", "evaluations", "other")
+
+# What a hosted-only release still hands out: the card and documentation, the license, and what a
+# client needs to call the API well (config, generation config, tokenizer, chat template). Every
+# other file is withheld, whatever its name or extension: an allowlist, since a list of weight
+# extensions cannot hold (`weights.pkl`, `x.pth.tar`, extensionless shards).
+HOSTED_ALLOWED: tuple[str, ...] = (
+    "README.md", ".gitattributes", "*.md", "LICENSE*", "LICENCE*", "NOTICE*", "USE_POLICY*", "docs/**",
+    "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "tokenizer.model",
+    "special_tokens_map.json", "added_tokens.json", "vocab.json", "vocab.txt", "merges.txt",
+    "chat_template.jinja", "chat_template.json", "preprocessor_config.json",
+)
 
 # First match wins; a policy's own `components` globs are tried before these.
 DEFAULT_COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -95,7 +108,7 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(c))
         i += 1
-    return re.compile("".join(out) + r"\Z")
+    return re.compile("".join(out) + r"\Z", re.IGNORECASE)
 
 
 def glob_match(pattern: str, path: str) -> bool:
@@ -403,6 +416,10 @@ class ReleaseRules:
             if any(glob_match(g, path) for g in globs):
                 return name
         return "other"
+
+    def hosted_allows(self, path: str) -> bool:
+        """On a hosted-only release: is this one of the files that still download?"""
+        return any(glob_match(g, path) for g in HOSTED_ALLOWED)
 
     def stage_of(self, path: str) -> Stage | None:
         for stage in self.stages:

@@ -45,6 +45,7 @@ from releasehub.errors import (
 from releasehub.errors import NotGated as NothingToRequest
 from releasehub.events import emit
 from releasehub.repos import service as repos
+from releasehub.repos.cards import CARD_FILENAME
 from releasehub.repos.models import Repo
 from releasehub.storage import BlobStore
 
@@ -178,37 +179,91 @@ def update_settings(session: Session, repo: Repo, *, visibility: str | None, gat
 # length, the license), which is the admin's, as are visibility, the gate mode and hosted_only.
 WRITER_CARD_KEYS = frozenset({"gate"})
 
+# Keys of a card's `releasehub:` block that name files by glob: whoever reads README.md reads them.
+GLOB_KEYS = ("stages", "components")
 
-def apply_card(session: Session, repo: Repo, card: dict[str, Any] | None, author: Subject,
+CARD_PUBLIC_WARNING = (
+    "README.md's `releasehub:` block names files by glob ({keys}), and README.md is readable by everyone "
+    "who can see the repo: those names are public before their release. Keep them private with "
+    "`releasehub policy set REPO FILE` instead."
+)
+
+
+def card_changes(repo: Repo, card: dict[str, Any] | None, now: datetime) -> dict[str, Any]:
+    """The card's policy keys that differ from what the card last applied: what this commit, which
+    changed README.md, is to apply (a `policy set` since then stays where the card agrees)."""
+    applied = (repo.card_source or {}).get("applied") or {}
+    new = policy_from_card(card, now)
+    changed = {k: v for k, v in new.items() if applied.get(k) != v}
+    # Like visibility and the gate mode, hosted-only is the admin's alone: a card never opens (or
+    # closes) the weights of a hosted release.
+    changed.pop("hosted_only", None)
+    return changed
+
+
+def _relative(value: Any) -> bool:
+    return isinstance(value, str) and (value.strip() == "now" or value.strip().startswith("+"))
+
+
+def fix_card_times(repo: Repo, changed: dict[str, Any], now: datetime) -> None:
+    """Relative stage times (`at: +30d`) become instants once: the first commit that writes a
+    (stage, audience, text) fixes it, and later edits of the card keep that instant."""
+    stages = changed.get("stages")
+    if not isinstance(stages, list):
+        return
+    source = dict(repo.card_source or {})
+    fixed = dict(source.get("times") or {})
+    out = []
+    for stage in stages:
+        if not isinstance(stage, dict) or not isinstance(stage.get("releases"), list):
+            out.append(stage)
+            continue
+        releases = []
+        for release in stage["releases"]:
+            if isinstance(release, dict) and _relative(release.get("at")):
+                key = f"{stage.get('name')}\x00{release.get('audience')}\x00{str(release['at']).strip()}"
+                if key not in fixed:
+                    instant = parse_policy({"stages": [{"name": "x", "files": ["x"], "releases": [
+                        {"audience": "everyone", "at": release["at"]}]}]}, now).stages[0].releases[0].at
+                    fixed[key] = instant.isoformat()
+                release = {**release, "at": fixed[key]}
+            releases.append(release)
+        out.append({**stage, "releases": releases})
+    changed["stages"] = out
+    repo.card_source = {**source, "times": fixed}
+
+
+def apply_card(session: Session, repo: Repo, changed: dict[str, Any], author: Subject,
                now: datetime | None = None) -> str | None:
-    """A commit changed README.md on main: the card's policy keys replace the stored ones.
+    """A commit on main changed these policy keys of the card: they replace the stored ones.
 
     Returns a problem message when (part of) the card's policy was not applied: it is invalid (the
     stored policy then stays as it was), or its author lacks the admin role for keys that decide
     access (only the request form's keys are applied then). The message is shown as the card's error.
     """
     now = now or utcnow()
-    from_card = policy_from_card(card, now)
-    # Like visibility and the gate mode, hosted-only is the admin's alone: a card never opens (or
-    # closes) the weights of a hosted release.
-    from_card.pop("hosted_only", None)
+    changed = dict(changed)
     problem = None
     admin = decide(author, repo_policy(repo), Permission.REPO_ADMIN, now).allowed
-    withheld = sorted(set(from_card) - WRITER_CARD_KEYS) if not admin else []
+    withheld = sorted(set(changed) - WRITER_CARD_KEYS) if not admin else []
     if withheld:
         for key in withheld:
-            from_card.pop(key)
+            changed.pop(key)
         problem = (f"releasehub policy in the card was not applied for {', '.join(withheld)}: changing who may "
                    f"access {repo.repo_id} needs the admin role, and {author.name or 'the author'} has write "
                    "access only (the request form's fields and texts were applied). An admin can set it with "
-                   "`releasehub policy set` or by pushing the card.")
-    if not from_card:
+                   "`releasehub policy set` or by changing those keys of the card.")
+    if not changed:
         return problem
-    merged = {**(repo.policy or {}), **from_card}
+    written = dict(changed)  # as the card has them, before relative times are fixed
+    fix_card_times(repo, changed, now)
+    merged = {**(repo.policy or {}), **changed}
     try:
         doc = parse_policy(merged, now)
     except PolicyError as exc:
         return f"releasehub policy in the card was not applied: {exc}"
+    source = dict(repo.card_source or {})
+    repo.card_source = {**source, "applied": {**(source.get("applied") or {}), **written}}
     before = effective_doc(repo)
     stored = document_json(doc)
     stored.pop("visibility", None)
@@ -216,6 +271,14 @@ def apply_card(session: Session, repo: Repo, card: dict[str, Any] | None, author
     if stored != (repo.policy or {}):
         _store(session, repo, stored, before, author.name, "card")
     return problem
+
+
+def card_warnings(card: dict[str, Any] | None) -> list[str]:
+    extra = (card or {}).get("releasehub")
+    if not isinstance(extra, dict):
+        return []
+    keys = [k for k in GLOB_KEYS if extra.get(k)]
+    return [CARD_PUBLIC_WARNING.format(keys=", ".join(keys))] if keys else []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,12 +616,21 @@ def status_of(row: AccessRequest | None, now: datetime) -> str:
     return row.status
 
 
-def on_new_revision(session: Session, repo: Repo, commit: Any, branch: str, author: Subject) -> None:
-    """A commit landed on `branch`: record it, tell webhooks, and apply the card's policy on main."""
+def on_new_revision(session: Session, repo: Repo, commit: Any, branch: str, author: Subject) -> list[str]:
+    """A commit landed on `branch`: record it, tell webhooks, and apply what it changed of the card's
+    policy (on main only). Returns warnings for the committer."""
     emit(session, "revision.pushed", repo, actor=author.name, revision=commit.oid, webhook_event="repo.revision",
          details={"branch": branch, "title": commit.title})
-    if branch == repos.DEFAULT_BRANCH and commit.card_data is not None:
-        problem = apply_card(session, repo, commit.card_data, author)
+    if branch != repos.DEFAULT_BRANCH:
+        return []
+    parent = repos.find_commit(session, repo, commit.parent_oid) if commit.parent_oid else None
+    card = repos.find_file(session, commit, CARD_FILENAME)
+    if card is None or (parent is not None and repos.find_file(session, parent, CARD_FILENAME) == card):
+        return []  # README.md did not change (or is gone): the stored policy stays as it is
+    changed = card_changes(repo, commit.card_data, utcnow())
+    if changed:
+        problem = apply_card(session, repo, changed, author)
         if problem and not commit.card_error:
             commit.card_error = problem
             session.flush()
+    return card_warnings(commit.card_data)

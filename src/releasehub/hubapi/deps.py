@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from releasehub.access import Decision, Grant, Permission, RepoPolicy, decide
+from releasehub.access.decide import namespace_role, repo_not_found
 from releasehub.access import service as access_service
 from releasehub.access.policy import NO_RULES
 from releasehub.accounts.service import ANONYMOUS, Subject, authenticate
@@ -115,6 +116,18 @@ class RepoContext:
             return files
         return {path: state for path, state in files.items() if self.visible(path)}
 
+    @property
+    def team(self) -> bool:
+        """The releasing team (write or admin role in the namespace): sees every file and the policy."""
+        return namespace_role(self.subject, self.policy.namespace) in ("owner", "admin", "write")
+
+    def hidden_names(self) -> set[str]:
+        """Names (paths, file and folder names) of the repo's files, in any commit, that this subject
+        may not see: no answer may hold them. Empty when nothing is hidden."""
+        if self.policy.rules is NO_RULES or self.team:
+            return set()
+        return repos.hidden_names(repos.repo_paths(self.session, self.repo), self.visible)
+
 
 def policy_of(repo: Repo) -> RepoPolicy:
     return access_service.repo_policy(repo)
@@ -139,11 +152,10 @@ def check_policy(subject: Subject, policy: RepoPolicy, permission: Permission, p
 def repo_context(session: Session, subject: Subject, services: Services, namespace: str, name: str,
                  permission: Permission) -> RepoContext:
     """The repo, if `decide` lets the subject act on it; a missing repo and a hidden one look the same."""
-    repo = repos.find_repo(session, namespace, name.removesuffix(".git"))
+    name = name.removesuffix(".git")
+    repo = repos.find_repo(session, namespace, name)
     if repo is None:
-        status = 401 if subject.anonymous else 404
-        hint = " If it is private, pass a token that may read it." if subject.anonymous else ""
-        raise AccessDenied(f"Repository {namespace}/{name} not found.{hint}", status, "RepoNotFound")
+        raise_denied(repo_not_found(subject, f"{namespace}/{name}"))
     policy = policy_of(repo)
     grant = _grant_for(session, subject, repo, policy)
     ctx = RepoContext(session, subject, repo, services, policy, grant, utcnow())

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from releasehub.access import Grant, Permission, RepoPolicy, decide
 from releasehub.access import service as access_service
-from releasehub.accounts.service import Subject
+from releasehub.accounts.service import ANONYMOUS, Subject
 from releasehub.auditlog import EventData
 from releasehub.db import utcnow
 from releasehub.hubapi.deps import decode_segment, raise_denied, repo_context, subject_from_header
@@ -72,7 +72,7 @@ def _lookup(services: Services, authorization: str | None, namespace: str, name:
     grant = Grant(*found.grant) if found.grant is not None else None
     _file_decision(subject, policy, grant, path, found.commit_oid, found.file is not None)
     assert found.file is not None
-    return _resolved(services, path, found.commit_oid, found.file, found.private, policy.repo_id, subject)
+    return _resolved(services, path, found.commit_oid, found.file, policy, subject)
 
 
 def _lookup_any_revision(services: Services, subject: Subject, namespace: str, name: str, revision: str,
@@ -83,13 +83,16 @@ def _lookup_any_revision(services: Services, subject: Subject, namespace: str, n
         state = repos.find_file(session, commit, path)
         _file_decision(subject, ctx.policy, ctx.grant, path, commit.oid, state is not None)
         assert state is not None
-        return _resolved(services, path, commit.oid, state, ctx.repo.private, ctx.repo.repo_id, subject)
+        return _resolved(services, path, commit.oid, state, ctx.policy, subject)
 
 
-def _resolved(services: Services, path: str, commit_oid: str, state: FileState, private: bool, repo_id: str,
+def _resolved(services: Services, path: str, commit_oid: str, state: FileState, policy: RepoPolicy,
               subject: Subject) -> ResolvedFile:
     local = services.store.local_path(state.sha256)
-    return ResolvedFile(path, commit_oid, state, private, local, repo_id, subject.name)
+    # Shared caches may keep only what anyone may read anonymously, now: not gated, staged,
+    # tiered, hosted-only or private content, whoever asked for it.
+    private = not decide(ANONYMOUS, policy, Permission.REPO_DOWNLOAD, utcnow(), path, None).allowed
+    return ResolvedFile(path, commit_oid, state, private, local, policy.repo_id, subject.name)
 
 
 async def file_access(request: Request) -> ResolvedFile:
@@ -127,8 +130,18 @@ def _headers(found: ResolvedFile) -> dict[str, str]:
     return headers
 
 
-@router.head("/{namespace}/{name}/resolve/{revision}/{path:path}", operation_id="resolve_head")
-@router.get("/{namespace}/{name}/resolve/{revision}/{path:path}", operation_id="resolve_get")
+# `file_access` reads the path parameters from the request instead of declaring them, so FastAPI
+# would leave them out of the OpenAPI document; they are declared there by hand, as it would have.
+_PATH_PARAMETERS: dict[str, object] = {"parameters": [
+    {"name": name, "in": "path", "required": True, "schema": {"type": "string", "title": name.capitalize()}}
+    for name in ("namespace", "name", "revision", "path")
+]}
+
+
+@router.head("/{namespace}/{name}/resolve/{revision}/{path:path}", operation_id="resolve_head",
+             openapi_extra=_PATH_PARAMETERS)
+@router.get("/{namespace}/{name}/resolve/{revision}/{path:path}", operation_id="resolve_get",
+            openapi_extra=_PATH_PARAMETERS)
 async def resolve(request: Request, found: ResolvedFile = Depends(file_access)) -> Response:
     headers = _headers(found)
     media_type = mimetypes.guess_type(found.path)[0] or "application/octet-stream"

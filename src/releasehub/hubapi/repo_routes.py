@@ -168,7 +168,7 @@ def _model_info(ctx: RepoContext, revision: str, blobs: bool) -> dict[str, Any]:
     # tiered repo get the size of what they can see.
     used = repos.used_storage(ctx.session, ctx.repo) if files is all_files else sum(f.size for f in files.values())
     return shapes.model_info(ctx.repo, commit, files, with_blobs=blobs, used_storage=used,
-                             config=_config_summary(ctx, files))
+                             config=_config_summary(ctx, files), team=ctx.team)
 
 
 @router.get("/api/models/{namespace}/{name}")
@@ -203,7 +203,7 @@ def list_models(
             continue
         commit = repos.resolve_revision(session, repo, repos.DEFAULT_BRANCH)
         files = ctx.visible_files(repos.commit_files(session, commit)) if full else {}
-        info = shapes.model_info(repo, commit, files, with_blobs=False)
+        info = shapes.model_info(repo, commit, files, with_blobs=False, team=ctx.team)
         if not full:
             info.pop("siblings", None)
         results.append(info)

@@ -61,6 +61,10 @@ def card_tags(card: dict[str, Any] | None) -> list[str]:
     return [t for t in tags if not (t in seen or seen.add(t))]  # type: ignore[func-returns-value]
 
 
+# How the card's policy problems begin (access.service.apply_card): shown to the team only.
+POLICY_ERROR_PREFIX = "releasehub policy in the card"
+
+
 def model_info(
     repo: Repo,
     commit: Commit,
@@ -69,8 +73,12 @@ def model_info(
     with_blobs: bool,
     used_storage: int | None = None,
     config: dict[str, Any] | None = None,
+    team: bool = False,
 ) -> dict[str, Any]:
     card = commit.card_data
+    if card is not None and not team and "releasehub" in card:
+        # The card's `releasehub:` block (stage and component globs) is the releasing team's.
+        card = {k: v for k, v in card.items() if k != "releasehub"}
     info: dict[str, Any] = {
         "_id": f"{repo.id:024x}",
         "id": repo.repo_id,
@@ -93,7 +101,7 @@ def model_info(
         for key in ("pipeline_tag", "library_name"):
             if isinstance(card.get(key), str):
                 info[key] = card[key]
-    if commit.card_error:
+    if commit.card_error and (team or not commit.card_error.startswith(POLICY_ERROR_PREFIX)):
         info["cardError"] = commit.card_error
     if config is not None:
         info["config"] = config

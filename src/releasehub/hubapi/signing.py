@@ -1,7 +1,9 @@
 """Signed, expiring upload links.
 
 The LFS client PUTs file bytes to the links the batch API hands out without sending its token,
-so the link itself is the credential: an HMAC over what it may upload, with an expiry.
+so the link itself is the credential: an HMAC over what it may upload, with an expiry. The link
+is bound to one repo and one user, so that the bytes it carries become that user's claim on
+that oid in that repo (and nowhere else).
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ class UploadGrant:
     size: int
     chunk: int  # 0 for a single-part upload
     expires: int
+    repo_id: int  # the repo the batch call named
+    user_id: int  # the user whose token made the batch call
 
     def message(self) -> bytes:
-        return f"lfs-upload:{self.oid}:{self.size}:{self.chunk}:{self.expires}".encode()
+        return (f"lfs-upload:{self.oid}:{self.size}:{self.chunk}:{self.expires}:{self.repo_id}:"
+                f"{self.user_id}").encode()
 
 
 def sign(key: bytes, grant: UploadGrant) -> str:
@@ -36,5 +41,5 @@ def verify(key: bytes, grant: UploadGrant, signature: str, now: float | None = N
         raise Forbidden("Upload link has expired; ask the LFS batch API for a new link.")
 
 
-def new_grant(oid: str, size: int, chunk: int, ttl_seconds: int) -> UploadGrant:
-    return UploadGrant(oid, size, chunk, int(time.time()) + ttl_seconds)
+def new_grant(oid: str, size: int, chunk: int, ttl_seconds: int, repo_id: int, user_id: int) -> UploadGrant:
+    return UploadGrant(oid, size, chunk, int(time.time()) + ttl_seconds, repo_id, user_id)

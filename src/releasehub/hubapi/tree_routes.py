@@ -18,6 +18,7 @@ from releasehub.repos.paths import validate_path
 router = APIRouter(tags=["revisions"])
 
 TREE_PAGE = 1000
+WITHHELD_TITLE = "(commit message withheld: it names files you cannot see)"
 MAX_PATHS_INFO = 1000
 
 
@@ -114,16 +115,20 @@ def list_commits(
     revision: str, ctx: RepoContext = Depends(repo_access(Permission.REPO_READ))
 ) -> list[dict[str, Any]]:
     head = repos.resolve_revision(ctx.session, ctx.repo, decode_segment(revision))
-    return [
-        {
+    # A title such as "Upload llama-70b/model-00002.safetensors" names a file that a stage or tier
+    # may hide from this subject: such titles and descriptions are withheld.
+    hidden = ctx.hidden_names()
+    out = []
+    for c in repos.list_commits(ctx.session, ctx.repo, head):
+        withheld = bool(hidden) and (repos.names_any(c.title, hidden) or repos.names_any(c.message, hidden))
+        out.append({
             "id": c.oid,
-            "title": c.title,
-            "message": c.message,
+            "title": WITHHELD_TITLE if withheld else c.title,
+            "message": "" if withheld else c.message,
             "authors": [{"user": c.author}],
             "date": shapes.iso(c.created_at),
-        }
-        for c in repos.list_commits(ctx.session, ctx.repo, head)
-    ]
+        })
+    return out
 
 
 class BranchBody(BaseModel):

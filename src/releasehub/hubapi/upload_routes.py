@@ -17,8 +17,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from releasehub import publishing
 from releasehub.access import Permission
-from releasehub.access import service as access_service
 from releasehub.accounts.service import Subject
 from releasehub.errors import BadRequest, InvalidCommit, NotFound, PayloadTooLarge
 from releasehub.hubapi.deps import RepoContext, decode_segment, get_services, repo_access, requires, wake_dispatcher
@@ -91,7 +91,8 @@ class LfsBatchBody(BaseModel):
 
 
 def _signed_url(base: str, path: str, grant: UploadGrant, key: bytes) -> str:
-    query = urlencode({"size": grant.size, "chunk": grant.chunk, "exp": grant.expires, "sig": sign(key, grant)})
+    query = urlencode({"size": grant.size, "chunk": grant.chunk, "exp": grant.expires, "repo": grant.repo_id,
+                       "user": grant.user_id, "sig": sign(key, grant)})
     return f"{base}{path}?{query}"
 
 
@@ -106,6 +107,7 @@ def lfs_batch(
     settings = ctx.services.settings
     base = (settings.public_url or str(request.base_url)).rstrip("/")
     multipart = "multipart" in body.transfers
+    may_name = publishing.oid_check_for(ctx.session, ctx.subject, ctx.repo)
     objects = []
     for obj in body.objects:
         if not is_sha256(obj.oid):
@@ -116,13 +118,17 @@ def lfs_batch(
             objects.append({"oid": obj.oid, "size": obj.size,
                             "error": {"code": 413, "message": f"file exceeds {settings.max_file_bytes} bytes"}})
             continue
-        known = repos.blob_size(ctx.session, obj.oid)
-        if known is not None and known == obj.size and ctx.services.store.exists(obj.oid):
-            objects.append({"oid": obj.oid, "size": obj.size})  # already stored: nothing to upload
-            continue
+        # "Already stored" only for what the committer may name in this repo: whether a blob exists
+        # elsewhere on the server is never told (the client sends the bytes, which are checked).
+        if may_name(obj.oid):
+            known = repos.blob_size(ctx.session, obj.oid)
+            if known is not None and known == obj.size and ctx.services.store.exists(obj.oid):
+                objects.append({"oid": obj.oid, "size": obj.size})
+                continue
         use_parts = multipart and obj.size >= settings.multipart_threshold_bytes
         chunk = settings.multipart_chunk_bytes if use_parts else 0
-        grant = new_grant(obj.oid, obj.size, chunk, settings.upload_url_ttl_seconds)
+        grant = new_grant(obj.oid, obj.size, chunk, settings.upload_url_ttl_seconds, ctx.repo.id,
+                          ctx.subject.user_id or 0)
         key = ctx.services.signing_key
         if use_parts:
             header: dict[str, str] = {"chunk_size": str(chunk)}
@@ -175,33 +181,36 @@ async def stream_into(request: Request, writer: BlobWriter) -> None:
             await asyncio.wait([pending])
 
 
-def _grant(oid: str, size: int, chunk: int, exp: int, sig: str, services: Services) -> UploadGrant:
+def _grant(oid: str, size: int, chunk: int, exp: int, repo: int, user: int, sig: str,
+           services: Services) -> UploadGrant:
     if not is_sha256(oid):
         raise BadRequest("oid must be 64 lowercase hex digits.")
-    grant = UploadGrant(oid, size, chunk, exp)
+    grant = UploadGrant(oid, size, chunk, exp, repo, user)
     verify(services.signing_key, grant, sig)
     return grant
 
 
-def _record_blob(services: Services, oid: str, size: int) -> None:
+def _record_blob(services: Services, oid: str, size: int, repo_pk: int, user_pk: int) -> None:
+    """The verified blob, and the uploader's claim on it in the repo the upload was bound to."""
     with services.db.session() as session:
         repos.insert_blob_rows(session, [(oid, size)])
+        repos.record_claims(session, repo_pk, user_pk, [oid])
 
 
 @router.put("/api/lfs/objects/{oid}")
 async def lfs_upload(
     request: Request, oid: str, size: int = Query(ge=0), chunk: int = Query(ge=0), exp: int = Query(),
-    sig: str = Query(max_length=64), _: Subject = Depends(requires(Permission.UPLOAD_LINK)),
-    services: Services = Depends(get_services),
+    repo: int = Query(), user: int = Query(), sig: str = Query(max_length=64),
+    _: Subject = Depends(requires(Permission.UPLOAD_LINK)), services: Services = Depends(get_services),
 ) -> Response:
-    grant = _grant(oid, size, chunk, exp, sig, services)
+    grant = _grant(oid, size, chunk, exp, repo, user, sig, services)
     writer = services.store.writer(max_bytes=services.settings.max_file_bytes, expected_size=grant.size)
     try:
         await stream_into(request, writer)
         await run_in_threadpool(writer.commit, grant.oid)
     finally:
         writer.abort()
-    await run_in_threadpool(_record_blob, services, grant.oid, grant.size)
+    await run_in_threadpool(_record_blob, services, grant.oid, grant.size, grant.repo_id, grant.user_id)
     return Response(status_code=200)
 
 
@@ -214,6 +223,7 @@ async def upload_blob(
     the hash before the upload, which costs the client a second read of every file.) The blob
     is invisible until a commit names it."""
     services = ctx.services
+    repo_pk, user_pk = ctx.repo.id, ctx.subject.user_id or 0
     # The repo check is done; release the request's database connection during a long upload.
     ctx.session.close()
     writer = services.store.writer(max_bytes=services.settings.max_file_bytes, expected_size=size)
@@ -222,7 +232,7 @@ async def upload_blob(
         oid = await run_in_threadpool(writer.commit, None)
     finally:
         writer.abort()
-    await run_in_threadpool(_record_blob, services, oid, size)
+    await run_in_threadpool(_record_blob, services, oid, size, repo_pk, user_pk)
     return {"oid": oid, "size": size}
 
 
@@ -237,10 +247,10 @@ def _multipart_paths(services: Services, grant: UploadGrant, sig: str) -> tuple[
 @router.put("/api/lfs/objects/{oid}/parts/{number}")
 async def lfs_upload_part(
     request: Request, oid: str, number: int, size: int = Query(ge=0), chunk: int = Query(ge=1),
-    exp: int = Query(), sig: str = Query(max_length=64),
+    exp: int = Query(), repo: int = Query(), user: int = Query(), sig: str = Query(max_length=64),
     _: Subject = Depends(requires(Permission.UPLOAD_LINK)), services: Services = Depends(get_services),
 ) -> Response:
-    grant = _grant(oid, size, chunk, exp, sig, services)
+    grant = _grant(oid, size, chunk, exp, repo, user, sig, services)
     parts = math.ceil(grant.size / grant.chunk)
     if not 1 <= number <= parts:
         raise BadRequest(f"Part number must be between 1 and {parts}.")
@@ -283,10 +293,10 @@ class CompletionBody(BaseModel):
 @router.post("/api/lfs/objects/{oid}/complete")
 def lfs_complete(
     oid: str, body: CompletionBody, size: int = Query(ge=0), chunk: int = Query(ge=1), exp: int = Query(),
-    sig: str = Query(max_length=64), _: Subject = Depends(requires(Permission.UPLOAD_LINK)),
-    services: Services = Depends(get_services),
+    repo: int = Query(), user: int = Query(), sig: str = Query(max_length=64),
+    _: Subject = Depends(requires(Permission.UPLOAD_LINK)), services: Services = Depends(get_services),
 ) -> dict[str, str]:
-    grant = _grant(oid, size, chunk, exp, sig, services)
+    grant = _grant(oid, size, chunk, exp, repo, user, sig, services)
     if body.oid != grant.oid:
         raise BadRequest("Completion names another oid than its link.")
     data_path, parts_dir = _multipart_paths(services, grant, sig)
@@ -311,7 +321,7 @@ def lfs_complete(
         for marker in parts_dir.glob("*"):
             marker.unlink(missing_ok=True)
         parts_dir.rmdir()
-    _record_blob(services, grant.oid, grant.size)
+    _record_blob(services, grant.oid, grant.size, grant.repo_id, grant.user_id)
     return {"oid": grant.oid}
 
 
@@ -319,6 +329,8 @@ def lfs_complete(
 
 
 def parse_commit_payload(body: bytes, max_operations: int) -> tuple[dict[str, Any], list[repos.Operation]]:
+    from releasehub.text import require_json_text, require_text
+
     header: dict[str, Any] | None = None
     operations: list[repos.Operation] = []
     for number, line in enumerate(body.splitlines(), start=1):
@@ -332,11 +344,14 @@ def parse_commit_payload(body: bytes, max_operations: int) -> tuple[dict[str, An
             raise InvalidCommit(f"Line {number} must be an object with 'key' and 'value'.")
         key, value = item.get("key"), item["value"]
         if key == "header":
+            for field in ("summary", "description", "parentCommit"):
+                require_json_text(value.get(field), f"the commit header's {field!r}", InvalidCommit)
             header = value
             continue
         path = value.get("path")
         if not isinstance(path, str):
             raise InvalidCommit(f"Line {number} ({key}) has no 'path'.")
+        require_text(path, f"The 'path' on line {number} ({key})", InvalidCommit)
         if key == "file":
             if value.get("encoding", "base64") != "base64" or not isinstance(value.get("content"), str):
                 raise InvalidCommit(f"{path}: inline files must be base64 'content'.")
@@ -395,18 +410,17 @@ async def commit(
     if parent is not None and not isinstance(parent, str):
         raise InvalidCommit("'parentCommit' must be a commit sha.")
 
-    def write() -> str:
-        new = repos.create_commit(
-            ctx.session, ctx.services.store, ctx.repo, branch=decode_segment(revision), operations=operations,
-            title=summary, message=description, author=ctx.subject.name or "", parent_commit=parent,
+    def write() -> publishing.Published:
+        published = publishing.commit(
+            ctx.session, ctx.services.store, ctx.repo, ctx.subject, branch=decode_segment(revision),
+            operations=operations, title=summary, message=description, parent_commit=parent,
             max_regular_bytes=settings.max_regular_file_bytes,
         )
-        access_service.on_new_revision(ctx.session, ctx.repo, new, decode_segment(revision), ctx.subject)
-        ctx.session.commit()
         wake_dispatcher(request)
-        return new.oid
+        return published
 
-    oid = await run_in_threadpool(write)
+    published = await run_in_threadpool(write)
+    oid = published.oid
     base = (settings.public_url or str(request.base_url)).rstrip("/")
     return {
         "success": True,
@@ -414,4 +428,5 @@ async def commit(
         "commitUrl": f"{base}/{ctx.repo.repo_id}/commit/{oid}",
         "commitMessage": summary,
         "pullRequestUrl": None,
+        "warnings": published.warnings,
     }

@@ -32,6 +32,11 @@ class Repo(Base):
     # `policy_version` lets every replica cache the compiled rules safely.
     policy: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     policy_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The card's policy as last applied: {"applied": the card's keys as written, "times": instants
+    # fixed for relative stage times (`at: +30d`) by stage, audience and text}. A commit applies
+    # only the keys that differ from "applied", so a stored policy changes only when its source does
+    # and a schedule does not slide when the card is edited again.
+    card_source: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -49,6 +54,22 @@ class Blob(Base):
 
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class UploadClaim(Base):
+    """Bytes that hashed to `sha256`, sent by `user_id` in an upload bound to `repo_id`.
+
+    Blobs are stored once for the whole server, but a commit may name an oid only when its
+    author sent those bytes to this repo (a claim) or may already download a file with that oid
+    here: a blob existing elsewhere on the server never grants anything.
+    """
+
+    __tablename__ = "upload_claims"
+
+    repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -76,7 +97,7 @@ class CommitFile(Base):
         ForeignKey("commits.id", ondelete="CASCADE"), primary_key=True
     )
     path: Mapped[str] = mapped_column(String(1024), primary_key=True)
-    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"))
+    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), index=True)
     size: Mapped[int] = mapped_column(BigInteger)
     # git blob sha1 of the file (of its LFS pointer for LFS files): the Hub's `oid`/`blobId`.
     git_oid: Mapped[str] = mapped_column(String(40))

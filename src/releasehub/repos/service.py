@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -35,7 +35,7 @@ from releasehub.errors import (
 from releasehub.names import validate_name
 from releasehub.repos.cards import CARD_FILENAME, parse_card_bytes
 from releasehub.access.models import AccessRequest
-from releasehub.repos.models import Blob, Commit, CommitFile, Ref, Repo
+from releasehub.repos.models import Blob, Commit, CommitFile, Ref, Repo, UploadClaim
 from releasehub.repos.paths import git_blob_oid, lfs_git_oid, validate_path
 from releasehub.storage import BlobStore
 
@@ -127,6 +127,33 @@ def insert_blob_rows(session: Session, rows: Iterable[tuple[str, int]]) -> None:
 
 def blob_size(session: Session, sha256: str) -> int | None:
     return session.scalar(select(Blob.size).where(Blob.sha256 == sha256))
+
+
+def record_claims(session: Session, repo_pk: int, user_pk: int, shas: Iterable[str]) -> None:
+    """`user_pk` sent bytes that hashed to each of `shas` in an upload bound to this repo."""
+    values = [{"repo_id": repo_pk, "user_id": user_pk, "sha256": sha, "created_at": utcnow()} for sha in set(shas)]
+    if not values:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(UploadClaim).values(values).on_conflict_do_nothing(
+        index_elements=["repo_id", "user_id", "sha256"]))
+
+
+def has_claim(session: Session, repo_pk: int, user_pk: int | None, sha256: str) -> bool:
+    if user_pk is None:
+        return False
+    return session.scalar(select(UploadClaim.sha256).where(
+        UploadClaim.repo_id == repo_pk, UploadClaim.user_id == user_pk, UploadClaim.sha256 == sha256)) is not None
+
+
+def paths_with_oid(session: Session, repo_pk: int, sha256: str, limit: int = 100) -> list[str]:
+    """Paths that a file with this content has had in any commit of this repo."""
+    rows = session.scalars(
+        select(CommitFile.path).join(Commit, Commit.id == CommitFile.commit_id)
+        .where(Commit.repo_id == repo_pk, CommitFile.sha256 == sha256).distinct().limit(limit)
+    )
+    return list(rows)
 
 
 def is_lfs_path(path: str, size: int, sample: bytes) -> bool:
@@ -260,6 +287,7 @@ def create_repo(
 
 def delete_repo(session: Session, repo: Repo) -> None:
     session.execute(delete(Ref).where(Ref.repo_id == repo.id))
+    session.execute(delete(UploadClaim).where(UploadClaim.repo_id == repo.id))
     commit_ids = select(Commit.id).where(Commit.repo_id == repo.id)
     session.execute(delete(CommitFile).where(CommitFile.commit_id.in_(commit_ids)))
     session.execute(delete(Commit).where(Commit.repo_id == repo.id))
@@ -301,6 +329,10 @@ def resolve_revision(session: Session, repo: Repo, revision: str) -> Commit:
         f"Revision {revision!r} not found in {repo.repo_id}: use a branch, a tag or a full 40-character "
         "commit sha (list them with `list_repo_refs`)."
     )
+
+
+def find_commit(session: Session, repo: Repo, oid: str) -> Commit | None:
+    return session.scalar(select(Commit).where(Commit.repo_id == repo.id, Commit.oid == oid))
 
 
 def commit_files(session: Session, commit: Commit) -> dict[str, FileState]:
@@ -368,6 +400,38 @@ def path_info(files: dict[str, FileState], path: str) -> TreeEntry | None:
             found = True
             digest.update(f"{file_path}\x00{files[file_path].git_oid}".encode())
     return TreeEntry("directory", path.rstrip("/"), digest.hexdigest()) if found else None
+
+
+def repo_paths(session: Session, repo: Repo) -> set[str]:
+    """Every path that any commit of the repo has held."""
+    return set(session.scalars(
+        select(CommitFile.path).join(Commit, Commit.id == CommitFile.commit_id)
+        .where(Commit.repo_id == repo.id).distinct()
+    ))
+
+
+def hidden_names(all_paths: Iterable[str], visible: Callable[[str], bool]) -> set[str]:
+    """Names a text must not hold for a subject who sees only `visible` paths: each hidden path,
+    its file name, and the folders that hold nothing the subject may see. Lower case."""
+    paths = set(all_paths)
+    shown = {p for p in paths if visible(p)}
+    open_dirs = {"/".join(p.split("/")[:i]) for p in shown for i in range(1, p.count("/") + 1)}
+    names: set[str] = set()
+    for path in paths - shown:
+        parts = path.split("/")
+        names.add(path.lower())
+        names.add(parts[-1].lower())
+        for i in range(1, len(parts)):
+            folder = "/".join(parts[:i])
+            if folder not in open_dirs:
+                names.add(folder.lower())
+                names.add(parts[i - 1].lower())
+    return names
+
+
+def names_any(text: str, names: set[str]) -> bool:
+    lowered = text.lower()
+    return any(name in lowered for name in names)
 
 
 def list_commits(session: Session, repo: Repo, head: Commit, limit: int = 1000) -> list[Commit]:
@@ -450,8 +514,22 @@ def store_regular_files(session: Session, store: BlobStore, operations: list[Ope
     insert_blob_rows(session, rows)
 
 
+# "May the committer name this oid in this repo?" (see `publishing.may_name_oid`).
+OidCheck = Callable[[str], bool]
+
+
+def never_uploaded(sha256: str, path: str) -> InvalidCommit:
+    """The one answer for an oid a commit may not name: never sent to this repo, missing, or
+    stored for another repo only (which the answer must not tell apart)."""
+    return InvalidCommit(
+        f"LFS object {sha256} for {path} was never uploaded to this repository (or failed verification); "
+        "upload it through the LFS batch API (or POST /api/models/{repo}/blobs) before committing."
+    )
+
+
 def apply_operations(
-    session: Session, store: BlobStore, base: dict[str, FileState], operations: list[Operation]
+    session: Session, store: BlobStore, base: dict[str, FileState], operations: list[Operation],
+    may_name: OidCheck,
 ) -> dict[str, FileState]:
     files = dict(base)
     for op in operations:
@@ -460,12 +538,12 @@ def apply_operations(
             sha = hashlib.sha256(op.content).hexdigest()
             files[path] = FileState(sha, len(op.content), git_blob_oid(op.content), False)
         elif isinstance(op, AddLfs):
+            # The claim first: whether the blob exists (and its size) is told only to those who may name it.
+            if not may_name(op.sha256):
+                raise never_uploaded(op.sha256, path)
             size = blob_size(session, op.sha256)
             if size is None or not store.exists(op.sha256):
-                raise InvalidCommit(
-                    f"LFS object {op.sha256} for {path} was never uploaded (or failed verification); "
-                    "upload it through the LFS batch API before committing."
-                )
+                raise never_uploaded(op.sha256, path)
             if op.size is not None and op.size != size:
                 raise InvalidCommit(f"{path}: declared size {op.size} but the stored object has {size} bytes.")
             files[path] = FileState(op.sha256, size, lfs_git_oid(op.sha256, size), True)
@@ -499,9 +577,12 @@ def create_commit(
     title: str,
     message: str = "",
     author: str,
+    may_name: OidCheck,
     parent_commit: str | None = None,
     max_regular_bytes: int = 10 * 1024 * 1024,
 ) -> Commit:
+    """Writes one commit and moves the branch (compare-and-swap). `may_name` judges every oid an
+    `AddLfs` names; the caller is `publishing.commit`, which builds it for the committer."""
     if not title.strip():
         raise InvalidCommit("A commit needs a summary (commit message).")
     if len(title.strip()) > 1000:
@@ -515,7 +596,7 @@ def create_commit(
             "someone committed in between. Fetch the new head and retry."
         )
     store_regular_files(session, store, operations, max_regular_bytes)
-    files = apply_operations(session, store, commit_files(session, head), operations)
+    files = apply_operations(session, store, commit_files(session, head), operations, may_name)
 
     card_data, card_error = None, None
     card = files.get(CARD_FILENAME)

@@ -1,0 +1,104 @@
+"""The one way a revision lands: the commit, the card's policy, the events, for every caller.
+
+The Hub's commit endpoint, `releasehub push` (through that endpoint) and `releasehub demo` all
+call `commit` here, so that every commit follows the same rules:
+
+- An `lfsFile` may name an oid only when the committer sent those bytes to this repo (an
+  upload claim, recorded by the LFS, multipart and `/blobs` uploads) or may already download a
+  file with that oid in this repo. A blob stored for another repo grants nothing, and the
+  refusal reads exactly as for an oid that was never uploaded.
+- The card's policy keys are applied by the commit that changes them, judged by its author's
+  role (`access.service.on_new_revision`).
+- A commit without a parent retries its compare-and-swap when another commit moved the branch
+  in between; a commit that names its parent fails with 412 instead (the client asked for that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from releasehub.access import Grant, Permission, RepoPolicy, decide
+from releasehub.access import service as access_service
+from releasehub.accounts.subject import Subject
+from releasehub.db import utcnow
+from releasehub.errors import PreconditionFailed
+from releasehub.repos import service as repos
+from releasehub.repos.models import Repo
+from releasehub.storage import BlobStore
+
+# Attempts of a commit without a parent when other commits keep moving the branch.
+CAS_ATTEMPTS = 20
+
+
+def may_name_oid(session: Session, subject: Subject, repo: Repo, policy: RepoPolicy, grant: Grant | None,
+                 now: datetime) -> repos.OidCheck:
+    """The claim rule, for this subject, repo and time."""
+
+    def check(sha256: str) -> bool:
+        if repos.has_claim(session, repo.id, subject.user_id, sha256):
+            return True
+        return any(decide(subject, policy, Permission.REPO_DOWNLOAD, now, path, grant).allowed
+                   for path in repos.paths_with_oid(session, repo.id, sha256))
+
+    return check
+
+
+def oid_check_for(session: Session, subject: Subject, repo: Repo) -> repos.OidCheck:
+    policy = access_service.repo_policy(repo)
+    return may_name_oid(session, subject, repo, policy, access_service.grant_of(session, repo, subject), utcnow())
+
+
+@dataclass
+class Published:
+    oid: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def commit(
+    session: Session,
+    store: BlobStore,
+    repo: Repo,
+    subject: Subject,
+    *,
+    branch: str,
+    operations: list[repos.Operation],
+    title: str,
+    message: str = "",
+    parent_commit: str | None = None,
+    max_regular_bytes: int = 10 * 1024 * 1024,
+) -> Published:
+    """Commits `operations` to `branch` as `subject` and commits the session (the transaction)."""
+    repo_pk = repo.id
+    for attempt in range(CAS_ATTEMPTS):
+        try:
+            new = repos.create_commit(
+                session, store, repo, branch=branch, operations=operations, title=title, message=message,
+                author=subject.name or "", may_name=oid_check_for(session, subject, repo),
+                parent_commit=parent_commit, max_regular_bytes=max_regular_bytes,
+            )
+            warnings = access_service.on_new_revision(session, repo, new, branch, subject)
+            oid = new.oid
+            session.commit()
+            return Published(oid, warnings)
+        except (PreconditionFailed, OperationalError) as exc:
+            retry = parent_commit is None and attempt + 1 < CAS_ATTEMPTS and _moved_or_busy(exc)
+            session.rollback()
+            if not retry:
+                raise
+            reloaded = session.get(Repo, repo_pk)
+            if reloaded is None:
+                raise
+            repo = reloaded
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _moved_or_busy(exc: Exception) -> bool:
+    if isinstance(exc, PreconditionFailed):
+        return True
+    text = str(exc).lower()
+    # SQLite: a reader that became a writer after another writer committed cannot go on.
+    return "database is locked" in text or "busy" in text
