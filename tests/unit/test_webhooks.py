@@ -580,3 +580,66 @@ def test_routes(tmp_path: Path, receiver: Receiver) -> None:
         assert client.delete(f"{api}/{hook['id']}", headers=owner).json() == {"deleted": hook["id"]}
         assert client.get(api, headers=owner).json() == []
         assert client.delete(f"{api}/{hook['id']}", headers=owner).status_code == 404
+
+
+# ------------------------------------------------------------------ IPv4 inside IPv6 addresses (hardening)
+# An IPv6 address that carries an IPv4 address reaches that IPv4 address through a translator or a
+# tunnel, so the IPv4 address is what is judged (targets.reached).
+
+
+@pytest.mark.parametrize("host, inner", [
+    ("::ffff:127.0.0.1", "127.0.0.1"),  # IPv4-mapped
+    ("::ffff:0:a00:1", "10.0.0.1"),  # IPv4-translated (SIIT)
+    ("::7f00:1", "127.0.0.1"),  # IPv4-compatible (deprecated)
+    ("64:ff9b::7f00:1", "127.0.0.1"),  # NAT64, well-known prefix
+    ("64:ff9b::a9fe:a9fe", "169.254.169.254"),  # NAT64 to the cloud metadata endpoint
+    ("2002:a00:1::1", "10.0.0.1"),  # 6to4
+    ("2002:7f00:1::", "127.0.0.1"),
+])
+def test_an_embedded_private_ipv4_address_is_refused(host: str, inner: str) -> None:
+    with pytest.raises(TargetRefused, match="private, loopback or reserved") as raised:
+        check_target(f"http://[{host}]:8080/x")
+    assert inner in str(raised.value)
+    check_target(f"http://[{host}]:8080/x", parse_networks("10.0.0.0/8,127.0.0.0/8,169.254.0.0/16"))
+
+
+@pytest.mark.parametrize("host", ["::ffff:93.184.215.14", "64:ff9b::5db8:d70e", "2002:5db8:d70e::1"])
+def test_an_embedded_public_ipv4_address_passes(host: str) -> None:
+    check_target(f"https://[{host}]/x")
+
+
+def test_local_use_nat64_is_refused_unless_allowed() -> None:
+    url = "http://[64:ff9b:1::5db8:d70e]/x"  # a public IPv4 address, but through the operator's translator
+    with pytest.raises(TargetRefused, match="local-use NAT64"):
+        check_target(url)
+    check_target(url, parse_networks("64:ff9b:1::/48"))
+    with pytest.raises(TargetRefused, match="carries the IPv4 address 127.0.0.1"):
+        check_target("http://[64:ff9b:1::7f00:1]/x", parse_networks("64:ff9b:1::/48"))
+
+
+def test_teredo_is_refused_unless_allowed_and_its_client_is_judged() -> None:
+    import ipaddress
+
+    from releasehub.webhooks.targets import reached
+
+    def teredo(server: str, client: str) -> str:
+        # 2001:0000:<server>:<flags>:<port ^ 0xffff>:<client ^ 0xffffffff>
+        value = (0x20010000 << 96) | (int(ipaddress.IPv4Address(server)) << 64) | (0xFFFF << 32)
+        return str(ipaddress.IPv6Address(value | (int(ipaddress.IPv4Address(client)) ^ 0xFFFFFFFF)))
+
+    public = teredo("65.54.227.120", PUBLIC)
+    addresses, tunnel = reached(ipaddress.IPv6Address(public))
+    assert tunnel and [str(a) for a in addresses[1:]] == ["65.54.227.120", PUBLIC]  # the client un-inverted
+    with pytest.raises(TargetRefused, match="Teredo"):
+        check_target(f"http://[{public}]/x")
+    check_target(f"http://[{public}]/x", parse_networks("2001::/32"))
+    loopback_client = teredo("65.54.227.120", "127.0.0.1")
+    with pytest.raises(TargetRefused, match="carries the IPv4 address 127.0.0.1"):
+        check_target(f"http://[{loopback_client}]/x", parse_networks("2001::/32"))
+
+
+def test_plain_ipv6_is_judged_as_before() -> None:
+    check_target("https://[2606:4700:4700::1111]/x")
+    for host in ("::1", "::", "fe80::1", "fd00::1", "ff02::1"):
+        with pytest.raises(TargetRefused):
+            check_target(f"http://[{host}]/x")

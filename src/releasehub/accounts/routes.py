@@ -34,7 +34,7 @@ def whoami(
         "name": user.name,
         "fullname": user.fullname or user.name,
         "email": user.email,
-        "emailVerified": user.email is not None,
+        "emailVerified": user.email_verified,
         "canPay": False,
         "isPro": False,
         "periodEnd": None,

@@ -4,18 +4,33 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from releasehub.cli.common import DatabaseUrlOption, DataDirOption, console, database, friendly_errors, load_settings
+from releasehub.safepath import drop_cwd_from_sys_path
 from releasehub.settings import Settings
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 
 
+def load_app() -> Any:
+    """Granian's target loader, run in each worker: the app, imported without the working directory.
+
+    Granian's own loader puts the working directory first on `sys.path` before importing the
+    target, so a stray `h2.py` there would shadow the real library; this one imports the
+    installed package as it is.
+    """
+    drop_cwd_from_sys_path()
+    from releasehub.app import app_from_env
+
+    return app_from_env()
+
+
 def run_server(settings: Settings, host: str, port: int, workers: int) -> None:
     """Run the ASGI app under granian; worker processes read the settings from the environment."""
+    drop_cwd_from_sys_path()
     from granian import Granian
     from granian.constants import Interfaces
 
@@ -30,7 +45,7 @@ def run_server(settings: Settings, host: str, port: int, workers: int) -> None:
         interface=Interfaces.ASGI,
         workers=workers,
         log_access=False,
-    ).serve()
+    ).serve(target_loader=load_app, wrap_loader=False)
 
 
 def serve(

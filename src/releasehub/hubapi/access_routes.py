@@ -25,6 +25,7 @@ from releasehub.accounts.models import User
 from releasehub.errors import BadRequest, Ineligible
 from releasehub.hubapi import shapes
 from releasehub.hubapi.deps import RepoContext, client_ip, repo_access, wake_dispatcher
+from releasehub.text import require_json_text, require_text
 
 router = APIRouter(tags=["access"])
 
@@ -87,6 +88,9 @@ class AccessRequestBody(BaseModel):
 def request_access(
     request: Request, body: AccessRequestBody, ctx: RepoContext = Depends(repo_access(Permission.ACCESS_REQUEST))
 ) -> dict[str, Any]:
+    for label, answer in body.fields.items():
+        require_text(label, f"The access form field name {label!r}")
+        require_json_text(answer, f"The answer to access form field {label!r}")
     geo = getattr(request.app.state, "geoip", None)
     ip = client_ip(request)
     outcome = access_service.request_access(
@@ -198,6 +202,7 @@ def put_policy(
     request: Request, body: dict[str, Any] = Body(...), ctx: RepoContext = Depends(repo_access(Permission.REPO_ADMIN))
 ) -> dict[str, Any]:
     """Replaces the policy with the document sent (validated whole: on error nothing changes)."""
+    require_json_text(body, "the policy document")
     result = access_service.set_policy(ctx.session, ctx.repo, body, ctx.subject.name, ctx.now)
     ctx.session.commit()
     wake_dispatcher(request)

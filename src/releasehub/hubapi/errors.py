@@ -55,6 +55,20 @@ def unstorable_value_response(request: Request, exc: DataError) -> Response:
                           "(for example a NUL character in a name or revision).")
 
 
+def unencodable_text_response(request: Request, exc: UnicodeEncodeError) -> Response | None:
+    """A 400 for a lone surrogate (`"\\ud800"` in JSON) that no route check caught; None for other errors.
+
+    Routes name the field (releasehub.text.require_text); this is the fallback, logged so that the
+    missing check can be added. Any other encoding error is the server's own and stays a 500.
+    """
+    if exc.reason != "surrogates not allowed":
+        return None
+    log.warning("unchecked lone surrogate in a request on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(request, 400, "BadRequest",
+                          "The request holds text that is not valid Unicode (a lone surrogate escape such "
+                          "as \\ud800 in a JSON string); send UTF-8 text.")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ReleasehubError)
     async def domain_error(request: Request, exc: ReleasehubError) -> Response:
@@ -75,6 +89,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DataError)
     async def unstorable_value(request: Request, exc: DataError) -> Response:
         return unstorable_value_response(request, exc)
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def unencodable_text(request: Request, exc: UnicodeEncodeError) -> Response:
+        response = unencodable_text_response(request, exc)
+        if response is not None:
+            return response
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(request, 500, "InternalError", "Internal server error; the server log has details.")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
