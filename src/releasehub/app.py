@@ -23,6 +23,7 @@ from releasehub.gateway import Gateway
 from releasehub.gateway.errors import GatewayError, gateway_error
 from releasehub.gateway.routes import GatewayFastPath
 from releasehub.gateway.routes import router as gateway_router
+from releasehub.webhooks.checkpoints import CheckpointSchedule
 from releasehub.webhooks.dispatcher import Dispatcher
 from releasehub.webhooks.targets import parse_networks
 from releasehub.webhooks.routes import router as webhook_router
@@ -111,9 +112,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.state.geoip = GeoIP(services.settings.geoip_database) if services.settings.geoip_database else None
         app.state.gateway = Gateway.start(services)
         dispatcher.start()
+        # Signed checkpoints of the audit head to the webhooks subscribed to audit.checkpoint.
+        checkpoints = None
+        if services.settings.audit_checkpoint_seconds > 0:
+            checkpoints = CheckpointSchedule(services.db, services.settings.audit_key_path,
+                                             services.settings.audit_checkpoint_seconds,
+                                             on_queued=dispatcher.wake)
+            checkpoints.start()
         try:
             yield
         finally:
+            if checkpoints is not None:
+                checkpoints.stop()
             dispatcher.stop()
             recorder.close()
             await app.state.gateway.close()

@@ -39,6 +39,12 @@ SETTINGS_DOC: dict[str, str] = {
                                 "services inside its network.",
     "gateway_lease_seconds": "Lease of a gateway call's concurrency slot; a call renews it at half the lease, "
                              "and a replica that dies frees its slots when their leases run out.",
+    "audit_key_file": "Ed25519 private key (PEM) that signs audit checkpoints, kept outside the database; "
+                      "created with mode 0600 on first use, its public key next to it (.pub). "
+                      "Empty: audit-signing.key in the data dir.",
+    "audit_checkpoint_seconds": "How often the server sends a signed checkpoint of the audit chain's head to "
+                                "the webhooks subscribed to audit.checkpoint (only when the head moved). "
+                                "0: never.",
 }
 
 
@@ -66,6 +72,8 @@ class Settings:
     redis_url: str = ""
     webhook_allowed_networks: str = ""
     gateway_lease_seconds: int = 600
+    audit_key_file: str = ""
+    audit_checkpoint_seconds: int = 3600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
@@ -93,6 +101,11 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'releasehub.db').resolve()}"
+
+    @property
+    def audit_key_path(self) -> Path:
+        """The audit signing key: `audit_key_file`, or audit-signing.key in the data dir."""
+        return Path(self.audit_key_file) if self.audit_key_file else self.data_dir / "audit-signing.key"
 
     @property
     def blob_dir(self) -> Path:

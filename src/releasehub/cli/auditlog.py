@@ -1,31 +1,95 @@
-"""`releasehub audit`: verify the chain, export events, report downloads (reads the database)."""
+"""`releasehub audit`: verify the chain, sign checkpoints, export events, report downloads.
+
+These commands read the database directly (`--data-dir`, `--database-url`, as the server finds
+it), never through the server: an auditor checks what is stored. They never create a database:
+a path that holds none is an error naming it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Optional
 
+import sqlalchemy as sa
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from releasehub.auditlog import checkpoint as checkpoints
 from releasehub.auditlog import export, summarise_downloads, verify
 from releasehub.auditlog.log import count
 from releasehub.cli.common import (
     DatabaseUrlOption,
     DataDirOption,
     console,
-    database,
     err_console,
     friendly_errors,
     load_settings,
     parse_instant,
 )
+from releasehub.db import Database
+from releasehub.settings import Settings
 
-audit_app = typer.Typer(help="The audit trail: verify its hash chain, export events, report downloads.",
-                        no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail: verify its hash chain, sign checkpoints of its head, export "
+                             "events, report downloads.", no_args_is_help=True)
+
+KeyFileOption = typer.Option(None, "--key-file",
+                             help="Signing key (default: $RELEASEHUB_AUDIT_KEY_FILE or audit-signing.key in "
+                                  "the data dir).")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+@contextlib.contextmanager
+def existing_database(settings: Settings) -> Iterator[Database]:
+    """The database the server uses, upgraded as the server would; never a new, empty one."""
+    url = settings.resolved_database_url
+    where = ("pass --data-dir (the server's data directory) or --database-url, or set RELEASEHUB_DATA_DIR "
+             "or RELEASEHUB_DATABASE_URL as the server has them")
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database or ""
+        if not path or path == ":memory:" or not Path(path).is_file():
+            raise _fail(f"no database at {path or url}: {where}.")
+    try:
+        db = Database(url)
+    except sa.exc.SQLAlchemyError as exc:
+        raise _fail(f"cannot open the database {parsed.render_as_string()}: {exc.__class__.__name__}: "
+                    f"{str(exc).splitlines()[0]}; {where}.") from None
+    try:
+        try:
+            has_log = sa.inspect(db.engine).has_table("audit_events")
+        except sa.exc.SQLAlchemyError as exc:
+            raise _fail(f"cannot read the database {parsed.render_as_string()}: {exc.__class__.__name__}: "
+                        f"{str(exc).splitlines()[0]}; {where}.") from None
+        if not has_log:
+            raise _fail(f"the database {parsed.render_as_string()} holds no releasehub audit log "
+                        f"(no tables): {where}.")
+        db.upgrade()
+        yield db
+    finally:
+        db.dispose()
+
+
+def _public_key(settings: Settings, public_key: Optional[Path]) -> Ed25519PublicKey:
+    if public_key is not None:
+        return checkpoints.load_public_key(public_key)
+    key_file = settings.audit_key_path
+    for candidate in (checkpoints.public_key_path(key_file), key_file):
+        if candidate.is_file():
+            return checkpoints.load_public_key(candidate)
+    raise checkpoints.CheckpointError(
+        f"no public key to check the checkpoint's signature: neither {checkpoints.public_key_path(key_file)} "
+        f"nor {key_file} exists; pass --public-key FILE (the key printed by `releasehub audit public-key`)")
 
 
 def parse_when(value: Optional[str]) -> Optional[datetime]:
@@ -34,20 +98,97 @@ def parse_when(value: Optional[str]) -> Optional[datetime]:
 
 
 @audit_app.command("verify")
-def verify_cmd(data_dir: Optional[Path] = DataDirOption, database_url: Optional[str] = DatabaseUrlOption) -> None:
-    """Check every event's hash and link; exit 1 and name the first bad event when tampered."""
-    with friendly_errors(), database(load_settings(data_dir, database_url)) as db, db.session() as session:
+def verify_cmd(
+    checkpoint: Optional[Path] = typer.Option(
+        None, "--checkpoint", help="A checkpoint file (`audit checkpoint`, or an audit.checkpoint webhook's "
+                                   "data): fail unless the log still holds its head."),
+    public_key: Optional[Path] = typer.Option(
+        None, "--public-key", help="Public key that signed the checkpoint (default: the .pub next to the "
+                                   "signing key)."),
+    data_dir: Optional[Path] = DataDirOption,
+    database_url: Optional[str] = DatabaseUrlOption,
+    key_file: Optional[Path] = KeyFileOption,
+) -> None:
+    """Check every event's hash and link (and a signed checkpoint); exit 1 naming what is wrong."""
+    settings = Settings.from_env(data_dir=data_dir, database_url=database_url,
+                                 audit_key_file=str(key_file) if key_file is not None else None)
+    anchor = None
+    if checkpoint is not None:
+        try:
+            anchor = checkpoints.Checkpoint.read(checkpoint)
+            checkpoints.check_signature(anchor, _public_key(settings, public_key))
+        except checkpoints.CheckpointError as exc:
+            err_console.print(f"[red]checkpoint refused:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+    with friendly_errors(), existing_database(settings) as db, db.session() as session:
         total = count(session)
         with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), console=err_console,
                       transient=True) as progress:
             task = progress.add_task("verify", total=total)
             report = verify(session, on_progress=lambda n: progress.update(task, completed=n))
-    if report.ok:
-        console.print(f"audit log intact: {report.checked} events, head {report.head_hash[:16]}")
-        return
-    err_console.print(f"[red]audit log tampered:[/red] {report.problem} "
-                      f"({report.checked} events verified before it)")
-    raise typer.Exit(1)
+        anchored = checkpoints.check_against_log(session, anchor) if anchor is not None else None
+    if not report.ok:
+        err_console.print(f"[red]audit log tampered:[/red] {report.problem} "
+                          f"({report.checked} events verified before it)", highlight=False)
+    if anchored is not None:
+        err_console.print(f"[red]audit log does not hold the checkpoint:[/red] {anchored}", highlight=False)
+    if not report.ok or anchored is not None:
+        raise typer.Exit(1)
+    console.print(f"audit log intact: {report.checked} events, head {report.head_hash[:16]}")
+    if anchor is not None:
+        console.print(f"checkpoint held: seq {anchor.seq} ({anchor.at}), signed by {anchor.key_id}")
+
+
+@audit_app.command("checkpoint")
+def checkpoint_cmd(
+    output: str = typer.Option("-", "--output", "-o", help="File to write, or - for stdout."),
+    data_dir: Optional[Path] = DataDirOption,
+    database_url: Optional[str] = DatabaseUrlOption,
+    key_file: Optional[Path] = KeyFileOption,
+) -> None:
+    """Sign the chain's head (seq, hash, time, key id); keep the file away from the database."""
+    settings = Settings.from_env(data_dir=data_dir, database_url=database_url,
+                                 audit_key_file=str(key_file) if key_file is not None else None)
+    with friendly_errors(), existing_database(settings) as db:
+        try:
+            key = checkpoints.SigningKey.load_or_create(settings.audit_key_path)
+            with db.session() as session:
+                signed = checkpoints.create(session, key)
+        except checkpoints.CheckpointError as exc:
+            raise _fail(str(exc)) from None
+    if output == "-":
+        sys.stdout.write(signed.to_json())
+    else:
+        _write_new(Path(output), signed.to_json())
+        err_console.print(f"wrote the checkpoint of seq {signed.seq} (head {signed.hash[:16]}, "
+                          f"key {signed.key_id}) to {output}", highlight=False)
+
+
+def _write_new(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _fail(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@audit_app.command("public-key")
+def public_key_cmd(
+    data_dir: Optional[Path] = DataDirOption,
+    key_file: Optional[Path] = KeyFileOption,
+) -> None:
+    """Print the checkpoint signing key's public key (PEM), creating the key pair on first use."""
+    settings = Settings.from_env(data_dir=data_dir,
+                                 audit_key_file=str(key_file) if key_file is not None else None)
+    try:
+        key = checkpoints.SigningKey.load_or_create(settings.audit_key_path)
+    except (checkpoints.CheckpointError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    sys.stdout.write(checkpoints.public_pem(key.public_key))
+    err_console.print(f"key id {key.key_id}; private key {settings.audit_key_path}, public key "
+                      f"{checkpoints.public_key_path(settings.audit_key_path)}", highlight=False)
 
 
 @audit_app.command("export")
@@ -66,7 +207,8 @@ def export_cmd(
         err_console.print(f"[red]error:[/red] --format must be jsonl or csv, not {fmt!r}.")
         raise typer.Exit(2)
     start, end = parse_when(since), parse_when(until)
-    with friendly_errors(), database(load_settings(data_dir, database_url)) as db, db.session() as session:
+    with friendly_errors(), existing_database(load_settings(data_dir, database_url)) as db, \
+            db.session() as session:
         if output == "-":
             n = export(session, sys.stdout, repo=repo, since=start, until=end, actions=action or None, fmt=fmt)
         else:
@@ -83,7 +225,8 @@ def report_cmd(
     database_url: Optional[str] = DatabaseUrlOption,
 ) -> None:
     """Downloads per revision and file: count, bytes, distinct downloaders."""
-    with friendly_errors(), database(load_settings(data_dir, database_url)) as db, db.session() as session:
+    with friendly_errors(), existing_database(load_settings(data_dir, database_url)) as db, \
+            db.session() as session:
         rows = summarise_downloads(session, repo, parse_when(since))
     table = Table("revision", "file", "downloads", "downloaders", "bytes", title=f"downloads of {repo}")
     for r in rows:

@@ -12,7 +12,8 @@ after `backoff_base * 2**(attempts - 1)` seconds (1 s, 2 s, 4 s ... at most `bac
 `max_attempts` tries have failed: then it is "failed" for good.
 
 What a receiver gets: a POST whose body is the JSON payload
-``{"event", "repo", "occurred_at", "id", "data"}`` and these headers::
+``{"event", "repo", "occurred_at", "id", "data"}`` ("repo" is null for a server-wide event such as
+``audit.checkpoint``) and these headers::
 
     Content-Type: application/json
     User-Agent: releasehub-webhooks

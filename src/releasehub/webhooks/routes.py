@@ -25,7 +25,8 @@ router = APIRouter(tags=["webhooks"])
 
 class WebhookBody(BaseModel):
     url: str = Field(max_length=service.MAX_URL_LENGTH)
-    events: list[str] | None = Field(default=None, max_length=4 * len(service.EVENTS))
+    events: list[str] | None = Field(default=None,
+                                     max_length=4 * (len(service.EVENTS) + len(service.SERVER_EVENTS)))
     secret: str | None = Field(default=None, max_length=service.MAX_SECRET_LENGTH)
 
 
@@ -50,7 +51,8 @@ def add_webhook(body: WebhookBody, ctx: RepoContext = Depends(repo_access(Permis
     """Register a receiver of the repo's events; the answer shows its signing secret, this once."""
     webhook = service.register(ctx.session, ctx.repo, body.url, body.events, body.secret,
                                created_by=ctx.subject.name or "",
-                               allowed_networks=parse_networks(ctx.services.settings.webhook_allowed_networks))
+                               allowed_networks=parse_networks(ctx.services.settings.webhook_allowed_networks),
+                               server_admin=ctx.subject.is_admin)
     emit(ctx.session, "webhook.added", ctx.repo, actor=ctx.subject.name,
          details={"webhook": webhook.id, "url": webhook.url, "events": webhook.events})
     out = {**_webhook_json(webhook), "secret": webhook.secret}

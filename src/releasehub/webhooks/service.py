@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from releasehub.accounts.models import User
 from releasehub.db import utcnow
 from releasehub.errors import BadRequest, NotFound
 from releasehub.repos.models import Repo
@@ -32,6 +33,16 @@ EVENTS: dict[str, str] = {
     "access.cancelled": "a requester cancelled their access request",
     "repo.revision": "a new commit landed on a branch",
     "policy.changed": "the release policy, visibility or gate of the repo changed",
+}
+
+# Server-wide events: they name no repo, and only a server admin may subscribe a webhook to them
+# (on any repo the admin manages; the repo only holds the registration). Deliveries go to
+# webhooks whose registrant is still a server admin when the event is queued. Never part of the
+# default subscription: they are asked for by name.
+SERVER_EVENTS: dict[str, str] = {
+    "audit.checkpoint": "a signed checkpoint of the audit chain's head (seq, hash, time, key id), sent every "
+                        "RELEASEHUB_AUDIT_CHECKPOINT_SECONDS when the head moved; keep it to pass to "
+                        "`releasehub audit verify --checkpoint`",
 }
 
 MAX_WEBHOOKS_PER_REPO = 25
@@ -70,17 +81,21 @@ def _check_url(url: str) -> str:
     return url
 
 
-def _check_events(events: Iterable[str] | None) -> list[str]:
+def _check_events(events: Iterable[str] | None, server_admin: bool = False) -> list[str]:
     if events is None:
         return list(EVENTS)
     wanted = list(dict.fromkeys(events))  # without duplicates, in the order given
     if not wanted:
         raise BadRequest("No events given: name at least one of " + ", ".join(EVENTS)
                          + ", or leave events out to receive all of them.")
-    unknown = [name for name in wanted if name not in EVENTS]
+    unknown = [name for name in wanted if name not in EVENTS and name not in SERVER_EVENTS]
     if unknown:
         raise BadRequest(f"Unknown webhook event(s): {', '.join(map(repr, unknown))}. "
-                         "Known events: " + ", ".join(EVENTS) + ".")
+                         "Known events: " + ", ".join([*EVENTS, *SERVER_EVENTS]) + ".")
+    server_wide = [name for name in wanted if name in SERVER_EVENTS]
+    if server_wide and not server_admin:
+        raise BadRequest(f"{', '.join(server_wide)} is a server-wide event: only a server admin may "
+                         "subscribe a webhook to it.")
     return wanted
 
 
@@ -103,16 +118,19 @@ def register(
     *,
     created_by: str,
     allowed_networks: Sequence[Network] = (),
+    server_admin: bool = False,
 ) -> Webhook:
-    """A new active webhook on `repo` (all events unless `events` names some); flushed, not committed.
+    """A new active webhook on `repo` (all repo events unless `events` names some); flushed, not committed.
 
-    Its host must resolve to public addresses, or to networks in `allowed_networks` (targets.py)."""
+    Its host must resolve to public addresses, or to networks in `allowed_networks` (targets.py).
+    `events` may name a server-wide event (`SERVER_EVENTS`) only when `server_admin` (the
+    registrant is a server admin)."""
     url = _check_url(url)
     try:
         check_target(url, allowed_networks)
     except TargetRefused as exc:
         raise BadRequest(f"The webhook URL {url!r} was refused: {exc}.") from None
-    wanted = _check_events(events)
+    wanted = _check_events(events, server_admin)
     secret = _check_secret(secret)
     count = len(list_webhooks(session, repo))
     if count >= MAX_WEBHOOKS_PER_REPO:
@@ -168,12 +186,17 @@ def enqueue(session: Session, repo_id: int, repo_name: str, event: str, data: di
         select(Webhook).where(Webhook.repo_id == repo_id, Webhook.active.is_(True)).order_by(Webhook.id)
     ).all()
     subscribed = [webhook for webhook in webhooks if event in (webhook.events or [])]
-    if not subscribed:
+    return _queue(session, subscribed, repo_name, event, data)
+
+
+def _queue(session: Session, webhooks: Sequence[Webhook], repo_name: str | None, event: str,
+           data: dict[str, Any]) -> int:
+    if not webhooks:
         return 0
     now = utcnow()
     # Plain JSON now (datetimes become strings), so that what is stored is exactly what is sent.
     plain_data = json.loads(json.dumps(data, default=str))
-    for webhook in subscribed:
+    for webhook in webhooks:
         delivery_id = str(uuid.uuid4())
         payload = {"event": event, "repo": repo_name, "occurred_at": _iso(now), "id": delivery_id,
                    "data": plain_data}
@@ -181,4 +204,38 @@ def enqueue(session: Session, repo_id: int, repo_name: str, event: str, data: di
             id=delivery_id, webhook_id=webhook.id, event=event, payload=payload, status=PENDING, attempts=0,
             next_attempt_at=now, created_at=now,
         ))
-    return len(subscribed)
+    return len(webhooks)
+
+
+def _check_server_event(event: str) -> None:
+    if event not in SERVER_EVENTS:
+        raise ValueError(f"{event!r} is not a server-wide event; see webhooks.service.SERVER_EVENTS")
+
+
+def server_subscribers(session: Session, event: str) -> list[Webhook]:
+    """The active webhooks subscribed to the server-wide `event` whose registrant is a server admin now."""
+    _check_server_event(event)
+    webhooks = session.scalars(
+        select(Webhook).join(User, User.name == Webhook.created_by)
+        .where(Webhook.active.is_(True), User.is_admin.is_(True)).order_by(Webhook.id)
+    ).all()
+    return [webhook for webhook in webhooks if event in (webhook.events or [])]
+
+
+def last_payload(session: Session, webhook: Webhook, event: str) -> dict[str, Any] | None:
+    """The payload of the newest delivery of `event` queued for `webhook` (sent or not), if any."""
+    payload = session.scalar(
+        select(WebhookDelivery.payload)
+        .where(WebhookDelivery.webhook_id == webhook.id, WebhookDelivery.event == event)
+        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(1)
+    )
+    return payload if isinstance(payload, dict) else None
+
+
+def enqueue_server_event(session: Session, webhooks: Sequence[Webhook], event: str,
+                         data: dict[str, Any]) -> int:
+    """Queue the server-wide `event` for `webhooks` (from `server_subscribers`), in the caller's transaction.
+
+    Its payload's "repo" is null: a server-wide event names no repo."""
+    _check_server_event(event)
+    return _queue(session, webhooks, None, event, data)
