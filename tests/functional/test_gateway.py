@@ -13,7 +13,8 @@ import subprocess
 import sys
 import time
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import openai
@@ -35,7 +36,7 @@ def operator(server: Any, *args: str, check: bool = True) -> subprocess.Complete
     env = {**os.environ, "COLUMNS": "200"}
     done = subprocess.run([sys.executable, "-m", "releasehub", *args, "--data-dir", str(server.data_dir),
                            "--database-url", server.database_url], capture_output=True, text=True, env=env,
-                          timeout=120)
+                          timeout=120, check=False)
     if check:
         assert done.returncode == 0, done.stderr + done.stdout
     return done
@@ -262,8 +263,9 @@ def test_engine_failures(server: Any, api: HfApi, owner: tuple[str, str]) -> Non
 
 
 def test_two_replicas_share_one_budget_through_redis(tmp_path_factory: pytest.TempPathFactory, engine: str) -> None:
-    import redis
     from concurrent.futures import ThreadPoolExecutor
+
+    import redis
 
     from conftest import start_server, stop_server
 
@@ -308,7 +310,7 @@ def test_completions_depth_and_moderation(server: Any, api: HfApi, owner: tuple[
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
     class Moderation(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["content-length"])))
             answer = json.dumps({"results": [{"flagged": "dangerous" in body["input"]}]}).encode()
             self.send_response(200)
@@ -354,12 +356,12 @@ def test_client_hanging_up_mid_stream_stops_the_call(server: Any, api: HfApi, ow
         key = new_key(server, user, repo_id, "one-at-a-time")
         words = " ".join(f"w{i}" for i in range(40))  # 40 tokens back: about 12 s at 300 ms a chunk
         body = {"model": repo_id, "messages": [{"role": "user", "content": words}], "max_tokens": 40, "stream": True}
-        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
-            with http.stream("POST", "/v1/chat/completions", json=body) as answer:
-                assert answer.status_code == 200
-                for line in answer.iter_lines():
-                    if line.startswith("data:") and '"content": "w' in line.replace('":"', '": "'):
-                        break  # the first token; hang up
+        with (httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
+              http.stream("POST", "/v1/chat/completions", json=body) as answer):
+            assert answer.status_code == 200
+            for line in answer.iter_lines():
+                if line.startswith("data:") and '"content": "w' in line.replace('":"', '": "'):
+                    break  # the first token; hang up
         deadline = time.monotonic() + 8  # well before the engine would have finished the stream
         event = None
         while event is None and time.monotonic() < deadline:
@@ -442,3 +444,72 @@ def test_a_call_longer_than_its_lease_keeps_its_concurrency_slot(tmp_path_factor
     finally:
         stop_server(hub)
         stop_engine(slow)
+
+
+CAPPED = {"tiers": [
+    {"name": "capped", "components": ["documentation"],
+     "api": {"max_tokens": 100, "max_context": 1000, "tokens_per_minute": 1000, "logprobs": True, "top_logprobs": 2}},
+]}
+
+
+def test_caps_are_always_forwarded_and_n_is_charged(server: Any, api: HfApi, owner: tuple[str, str],
+                                                      engine: str) -> None:
+    """A tier of max_tokens 100: a call naming no cap gets 100 tokens, not the 150 the engine would
+    write; both caps are held to the tier; n multiplies the tokens charged up front."""
+    repo_id = hosted_repo(server, api, owner, engine, CAPPED)
+    user, _ = server.user()
+    c = client(server, new_key(server, user, repo_id, "capped"))
+    words = " ".join(f"w{i}" for i in range(150))
+    chat = c.chat.completions.create(model=repo_id, messages=[{"role": "user", "content": words}])
+    assert chat.usage.completion_tokens == 100 and chat.choices[0].finish_reason == "length"
+    assert httpx.get(f"{engine}/_test/requests").json()[-1]["body"]["max_tokens"] == 100
+    done = c.completions.create(model=repo_id, prompt=words)
+    assert done.usage.completion_tokens == 100
+    sent = httpx.get(f"{engine}/_test/requests").json()[-1]["body"]
+    assert sent["max_tokens"] == 100 and sent["prompt"] == words
+    ask = {"model": repo_id, "messages": [{"role": "user", "content": "a b"}]}
+    with pytest.raises(openai.BadRequestError) as both:
+        c.chat.completions.create(**ask, max_tokens=150, max_completion_tokens=50)
+    assert both.value.code == "max_tokens_exceeded" and both.value.param == "max_tokens"
+    with pytest.raises(openai.BadRequestError) as many:  # 12 choices of 100 tokens: more than 1000 a minute
+        c.chat.completions.create(**ask, max_tokens=100, n=12)
+    assert many.value.code == "rate_limit_exceeded" and "12 choices" in many.value.message
+    with pytest.raises(openai.BadRequestError) as typed:
+        c.chat.completions.create(**ask, max_tokens=2, n="2")  # type: ignore[arg-type]
+    assert typed.value.code == "invalid_type" and typed.value.param == "n"
+
+
+def test_depth_extensions_and_what_the_checks_read(server: Any, api: HfApi, owner: tuple[str, str],
+                                                   engine: str) -> None:
+    """vLLM's prompt_logprobs needs the tier's echo; the blocklist reads tools, names and text split by
+    invisible characters; CJK text is estimated by its bytes against the tier's context."""
+    repo_id = hosted_repo(server, api, owner, engine, CAPPED)
+    user, _ = server.user()
+    c = client(server, new_key(server, user, repo_id, "capped"))
+    ask = {"model": repo_id, "prompt": "alpha beta", "max_tokens": 2}
+    with pytest.raises(openai.PermissionDeniedError) as deep:
+        c.completions.create(**ask, extra_body={"prompt_logprobs": 1})
+    assert deep.value.code == "depth_not_allowed" and deep.value.body["param"] == "prompt_logprobs"
+    with pytest.raises(openai.BadRequestError) as typed:
+        c.completions.create(**ask, logprobs="2")  # type: ignore[arg-type]
+    assert typed.value.code == "invalid_type" and typed.value.body["param"] == "logprobs"
+    assert "Invalid type for 'logprobs'" in typed.value.message  # the gateway's answer, not the engine's
+
+    operator(server, "hosted", "hook", repo_id, "--block", r"forbidden\s+topic")
+    chat = {"model": repo_id, "max_tokens": 2}
+    tools = [{"type": "function", "function": {"name": "lookup", "description": "explain a forbidden topic",
+                                               "parameters": {"type": "object", "properties": {}}}}]
+    for call in ({"messages": [{"role": "user", "content": "forbid\u200bden topic"}]},
+                 {"messages": [{"role": "user", "content": "ｆｏｒｂｉｄｄｅｎ topic"}]},
+                 {"messages": [{"role": "user", "content": "hi"}], "tools": tools},
+                 {"messages": [{"role": "user", "name": "forbidden topic", "content": "hi"}]}):
+        with pytest.raises(openai.BadRequestError) as refused:
+            c.chat.completions.create(**chat, **call)
+        assert refused.value.code == "content_policy_violation", call
+    with pytest.raises(openai.BadRequestError) as suffix:
+        c.completions.create(**ask, suffix="a forbidden topic")
+    assert suffix.value.code == "content_policy_violation"
+    with pytest.raises(openai.BadRequestError) as long:  # 1200 characters, 3600 bytes: about 1200 tokens
+        c.chat.completions.create(**chat, messages=[{"role": "user", "content": "中" * 1200}])
+    assert long.value.code == "context_length_exceeded"
+    assert c.chat.completions.create(**chat, messages=[{"role": "user", "content": "中" * 600}]).usage

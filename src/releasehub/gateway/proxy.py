@@ -1,8 +1,9 @@
 """One call through the gateway: `/v1/chat/completions` and `/v1/completions`, on bare ASGI.
 
 A request goes: API key -> the repo named by `model` (`lookup`) -> the engine switch -> the
-tier's depth of access and size limits -> the releaser's policy hook -> the rate limiter (tokens
-charged up front: estimated prompt plus max_tokens) -> the engine. The answer is passed through
+tier's depth of access and size limits (`params`) -> the releaser's policy hook -> the rate limiter
+(tokens charged up front: estimated prompt plus max_tokens for each choice) -> the engine, which is
+always sent a max_tokens when the tier bounds it. The answer is passed through
 (streams chunk by chunk, as the engine's bytes arrive); the token charge is then settled from
 the engine's `usage` (a stream's last chunk, which the gateway always asks for; estimated when
 the stream is cut), and the call is metered off the request path.
@@ -32,11 +33,20 @@ from starlette.types import Receive, Scope, Send
 from .errors import GatewayError, header_list, json_bytes, send_bytes
 from .lookup import KeyContext, Target, lookup
 from .metering import Call
+from .params import (
+    Caps,
+    answer_estimate,
+    check_depth,
+    estimate_tokens,
+    normalise,
+    prompt_text,
+    prompt_token_ids,
+    token_caps,
+)
 from .ratelimit import Decision
 from .upstream import EngineTimeout, EngineUnreachable, Upstream
 
 log = logging.getLogger("releasehub.gateway")
-DEFAULT_MAX_TOKENS = 1024  # charged when a request sets no max_tokens and the tier caps none
 MAX_BODY_BYTES = 32 * 1024 * 1024
 WATCH_AFTER_S = 1.0  # a call still waiting on the engine after this long watches for its client hanging up
 ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}
@@ -62,69 +72,14 @@ def bearer(value: str | None) -> str:
     return secret.strip()
 
 
-def prompt_text(endpoint: str, body: Mapping[str, Any]) -> str:
-    if endpoint == "chat":
-        parts = []
-        for message in body.get("messages") or []:
-            content = message.get("content") if isinstance(message, Mapping) else None
-            if isinstance(content, str):
-                parts.append(content)
-            elif isinstance(content, list):
-                parts.extend(p.get("text", "") for p in content if isinstance(p, Mapping))
-        return "\n".join(parts)
-    prompt = body.get("prompt")
-    if isinstance(prompt, list):
-        return "\n".join(p for p in prompt if isinstance(p, str))
-    return prompt if isinstance(prompt, str) else ""
-
-
-def estimate_tokens(text: str) -> int:
-    """About four characters a token (English text under BPE tokenizers); the engine's usage settles it."""
-    return max(1, math.ceil(len(text) / 4))
-
-
-def _who_allows(tiers: tuple[str, ...], what: str) -> str:
-    if tiers:
-        names = ", ".join(repr(t) for t in tiers)
-        return f" The {names} tier{'s' if len(tiers) > 1 else ''} allow{'' if len(tiers) > 1 else 's'} {what}."
-    return f" No tier of this model allows {what}."
-
-
-def check_depth(endpoint: str, body: Mapping[str, Any], target: Target, tier: str) -> None:
-    api = target.api
-    wants_logprobs = bool(body.get("logprobs")) if endpoint == "chat" else body.get("logprobs") is not None
-    top = body.get("top_logprobs") if endpoint == "chat" else body.get("logprobs")
-    if wants_logprobs and not api.logprobs:
-        raise GatewayError(403, f"Your tier {tier!r} gives sampled outputs only, not logprobs."
-                                + _who_allows(target.terms.tiers_logprobs, "logprobs"),
-                           type="permission_error", code="depth_not_allowed", param="logprobs")
-    if isinstance(top, int) and not isinstance(top, bool) and top > api.top_logprobs and wants_logprobs:
-        raise GatewayError(403, f"Your tier {tier!r} allows at most {api.top_logprobs} top logprobs, not {top}.",
-                           type="permission_error", code="depth_not_allowed",
-                           param="top_logprobs" if endpoint == "chat" else "logprobs")
-    if endpoint == "completions" and body.get("echo") and not api.echo:
-        raise GatewayError(403, f"Your tier {tier!r} does not allow echo (prompt logprobs)."
-                                + _who_allows(target.terms.tiers_echo, "echo"),
-                           type="permission_error", code="depth_not_allowed", param="echo")
-
-
-def requested_max_tokens(endpoint: str, body: Mapping[str, Any], target: Target) -> int:
-    api = target.api
-    value = body.get("max_completion_tokens") if endpoint == "chat" else None
-    if value is None:
-        value = body.get("max_tokens")
-    if value is None:
-        return api.max_tokens or DEFAULT_MAX_TOKENS
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise GatewayError(400, "max_tokens must be a positive integer.", param="max_tokens")
-    if api.max_tokens is not None and value > api.max_tokens:
-        raise GatewayError(400, f"max_tokens is {value}, more than your tier's {api.max_tokens}.",
-                           param="max_tokens", code="max_tokens_exceeded")
-    return value
-
-
-async def run_hook(upstream: Upstream, target: Target, text: str) -> str | None:
-    """The releaser's policy hook: the reason for a refusal, or None."""
+async def run_hook(upstream: Upstream, target: Target, text: str, token_ids: int = 0) -> str | None:
+    """The releaser's policy hook, on the prompt's text normalised (`params.normalise`): the reason
+    for a refusal, or None. A prompt given as token ids cannot be read, so it is refused when a hook is set."""
+    if not target.hosted.blocklist and not target.hosted.moderation_url:
+        return None
+    if token_ids:
+        return "the releaser checks prompts as text; send the prompt as text, not token ids"
+    text = normalise(text)
     for pattern in target.hosted.blocklist:
         if re.search(pattern, text, flags=re.IGNORECASE):
             return "the request matches a pattern the releaser blocks"
@@ -216,6 +171,7 @@ class _Call:
         self.stream = bool(body.get("stream"))
         self.decision: Decision | None = None
         self.prompt_estimate = 1
+        self.caps = Caps(1, 1, None)
         self._renewal: asyncio.TimerHandle | None = None
         self._renewing: asyncio.Future[bool] | None = None  # the event loop keeps only weak references
         self._metered = False
@@ -270,48 +226,51 @@ class _Call:
 
     async def admit(self) -> GatewayError | None:
         """Depth, size, the policy hook and the rate limiter: the error that refuses the call, or None."""
-        body, target, api, model = self.body, self.target, self.target.api, self.body["model"]
-        text = prompt_text(self.endpoint, body)
+        body, target, model = self.body, self.target, self.body["model"]
         try:
             check_depth(self.endpoint, body, target, self.ctx.tier)
-            max_tokens = requested_max_tokens(self.endpoint, body, target)
-            self.prompt_estimate = estimate = estimate_tokens(text)
-            if api.max_context is not None and estimate + max_tokens > api.max_context:
-                raise GatewayError(400, f"The prompt (about {estimate} tokens) plus max_tokens ({max_tokens}) is "
-                                        f"more than your tier's context of {api.max_context} tokens.",
-                                   param="messages" if self.endpoint == "chat" else "prompt",
-                                   code="context_length_exceeded")
-            refusal = await run_hook(self.gateway.upstream, target, text)
+            text = prompt_text(self.endpoint, body)
+            token_ids = prompt_token_ids(self.endpoint, body)
+            self.prompt_estimate = estimate = estimate_tokens(text) + token_ids
+            self.caps = caps = token_caps(self.endpoint, body, target.api, estimate)
+            refusal = await run_hook(self.gateway.upstream, target, text, token_ids)
             if refusal is not None:
                 raise GatewayError(400, f"Your request was refused: {refusal}.", code="content_policy_violation")
         except GatewayError as exc:
             self.meter(exc.status, "refused", reason=exc.code or exc.message)
             return exc
-        decision = await self.gateway.limiter.acquire(self.ctx.key_id, target.terms.limits, estimate + max_tokens)
+        charge = caps.charge(estimate)
+        decision = await self.gateway.limiter.acquire(self.ctx.key_id, target.terms.limits, charge)
         if decision.allowed:
             self.decision = decision
             if decision.reservation is not None and decision.reservation.slot:
                 self._schedule_renewal()
             return None
-        if decision.too_large:
-            error = GatewayError(400, f"This request may use {estimate + max_tokens} tokens, more than your "
-                                      f"tier's {api.tokens_per_minute} tokens per minute: lower max_tokens.",
-                                 param="max_tokens", code="rate_limit_exceeded", headers=decision.headers())
-        else:
-            what = {"requests": "requests per minute", "tokens": "tokens per minute",
-                    "requests_per_day": "requests per day",
-                    "concurrency": "requests in flight"}[decision.refused or "requests"]
-            error = GatewayError(429, f"Rate limit reached for {model} on {what} (tier {self.ctx.tier!r}). Please "
-                                      f"try again in {math.ceil(decision.retry_after or 1)}s.",
-                                 type="requests", code="rate_limit_exceeded", headers=decision.headers())
+        error = self._limited(decision, charge, model)
         self.meter(error.status, "refused", reason=f"rate limit: {decision.refused}")
         return error
+
+    def _limited(self, decision: Decision, charge: int, model: str) -> GatewayError:
+        if decision.too_large:
+            per = f" ({self.caps.choices} choices)" if self.caps.choices > 1 else ""
+            return GatewayError(400, f"This request may use {charge} tokens{per}, more than your tier's "
+                                     f"{self.target.api.tokens_per_minute} tokens per minute: lower max_tokens"
+                                     f"{' or n' if per else ''}.",
+                                param="max_tokens", code="rate_limit_exceeded", headers=decision.headers())
+        what = {"requests": "requests per minute", "tokens": "tokens per minute",
+                "requests_per_day": "requests per day",
+                "concurrency": "requests in flight"}[decision.refused or "requests"]
+        return GatewayError(429, f"Rate limit reached for {model} on {what} (tier {self.ctx.tier!r}). Please "
+                                 f"try again in {math.ceil(decision.retry_after or 1)}s.",
+                            type="requests", code="rate_limit_exceeded", headers=decision.headers())
 
     def forward(self) -> tuple[str, bytes, dict[str, str]]:
         """The engine's URL, the body sent to it and its headers."""
         hosted, body = self.target.hosted, self.body
         forward = dict(body)
         forward["model"] = hosted.engine_model
+        if self.caps.forward is not None:
+            forward["max_tokens"] = self.caps.forward  # the engine never runs past the tier's caps
         if self.stream:
             forward["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         headers = {"content-type": "application/json"}
@@ -368,14 +327,17 @@ class _Call:
         """A non-streaming answer (or an engine's error): read it whole, settle, pass it on."""
         try:
             raw = await upstream.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             return await self.fail(send, GatewayError(502, "The engine's answer was cut off.", type="api_error",
                                                       code="engine_unavailable", headers=rate_headers),
                                    "error", f"engine broke: {type(exc).__name__}", self.prompt_estimate)
         usage = usage_of(raw)
-        await self.settle((usage[0] + usage[1]) if usage else self.prompt_estimate)
         ok = upstream.status < 400
-        self.meter(upstream.status, "ok" if ok else "error", usage=usage,
+        estimated = usage is None and ok
+        if estimated:  # an answer without usage: its choices' text, all n (or best_of) of them
+            usage = (self.prompt_estimate, answer_estimate(raw, self.caps.choices))
+        await self.settle((usage[0] + usage[1]) if usage else self.prompt_estimate)
+        self.meter(upstream.status, "ok" if ok else "error", usage=usage, estimated=estimated,
                    reason=None if ok else f"engine answered {upstream.status}")
         media = upstream.headers.get("content-type", "application/json").split(";")[0]
         await send_bytes(send, upstream.status, raw, media.encode("latin-1"), rate_headers)
@@ -402,7 +364,7 @@ class _Call:
                 await _send_body(send, rest)
             if events.usage is None:
                 status, outcome, reason = 502, "error", "stream ended without usage"
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             if _hung_up(watcher):
                 status, outcome, reason = 499, "cancelled", "the client hung up"
             else:
