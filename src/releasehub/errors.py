@@ -25,6 +25,7 @@ The tree:
     │   ├── RefExists                    409  RefExists
     │   ├── AlreadyRequested             409  AlreadyRequested
     │   └── LicenseChanged               409  LicenseChanged
+    ├── AccessDenied                     401/403/404, the code `decide` chose (see DECISION_CODES)
     ├── PreconditionFailed               412  (parent commit moved)
     ├── PayloadTooLarge                  413  PayloadTooLarge
     └── RangeNotSatisfiable              416
@@ -117,6 +118,20 @@ class NameTaken(Conflict):
 
 class RefExists(Conflict):
     error_code = "RefExists"
+
+
+class AccessDenied(ReleasehubError):
+    """A denial from `access.decide`, carried to the edge with the status and the Hub error code it chose."""
+
+    def __init__(self, message: str, status_code: int, error_code: str | None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_code = error_code or "Forbidden"
+
+
+# The error codes `access.decide` (and `decide_subject`, `decide_namespace`) answer with.
+DECISION_CODES = ("RepoNotFound", "EntryNotFound", "GatedRepo", "HostedOnly", "Unauthorized", "Forbidden",
+                  "NotFound")
 
 
 class PreconditionFailed(ReleasehubError):

@@ -2,11 +2,16 @@
 
 Each example sets a random staged and tiered policy on a real server, gives the subject a
 random grant, and asks every read path (tree, siblings, paths-info, search, resolve) which
-files exist; the answer must be exactly the files that the pure `file_visible` allows.
+files exist; the answer must be exactly the files that the pure `file_visible` allows. The
+commit list names no hidden file, and from a repo of their own the subject can neither learn
+that the server holds a file's content (the LFS batch asks for the bytes) nor name it in a
+commit (a cross-repo reference), whatever they may see.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 import warnings
 from datetime import timedelta
@@ -67,8 +72,12 @@ def test_no_endpoint_reveals_what_decide_hides(server: Any, api: HfApi, owner: t
     ops = [CommitOperationAdd(p, c) for p, c in {"README.md": b"---\nlicense: mit\n---\n", **STAGED_FILES}.items()]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="It seems that you are about to commit a data file")
-        api.create_commit(repo_id, ops, commit_message="files")
+        # The title names every file, as `upload_folder`'s titles do.
+        api.create_commit(repo_id, ops, commit_message="Upload " + ", ".join(sorted(STAGED_FILES)))
     user, token = server.user()
+    own = f"{user}/own-{uuid.uuid4().hex[:6]}"
+    HfApi(endpoint=server.url, token=token).create_repo(own)
+    oids = {p: hashlib.sha256(c).hexdigest() for p, c in STAGED_FILES.items()}
     with server.db.session() as session:
         repo = session.query(Repo).filter_by(namespace=owner[0], name=repo_id.split("/")[1]).one()
         repo_pk = repo.id
@@ -103,5 +112,18 @@ def test_no_endpoint_reveals_what_decide_hides(server: Any, api: HfApi, owner: t
         assert seen["tree-dirs"] == dirs
         # The access profile names no file the subject may not see (its cache is keyed by the view).
         assert seen["access-profile"] <= expected, (doc, grant, anonymous)
+        headers = {} if anonymous else {"Authorization": f"Bearer {token}"}
+        commits = httpx.get(f"{server.url}/api/models/{repo_id}/commits/main", headers=headers).text
+        assert not [p for p in ALL - expected if p in commits], (doc, grant, anonymous)
+        batch = httpx.post(f"{server.url}/{own}.git/info/lfs/objects/batch", headers={
+            "Authorization": f"Bearer {token}"}, json={"operation": "upload", "objects": [
+                {"oid": oid, "size": len(STAGED_FILES[p])} for p, oid in oids.items()]}).json()
+        assert all("actions" in o for o in batch["objects"]), batch
+        lines = [{"key": "header", "value": {"summary": "claim"}}] + [
+            {"key": "lfsFile", "value": {"path": f"f{i}", "oid": oid, "size": len(STAGED_FILES[p])}}
+            for i, (p, oid) in enumerate(oids.items())]
+        claim = httpx.post(f"{server.url}/api/models/{own}/commit/main", headers={
+            "Authorization": f"Bearer {token}"}, content="\n".join(json.dumps(x) for x in lines).encode())
+        assert claim.status_code == 400 and claim.headers["X-Error-Code"] == "BadRequest", claim.text
 
     check()

@@ -75,3 +75,79 @@ def test_resolve_fast_path_uses_the_declared_endpoint() -> None:
     assert file_access.permission is Permission.REPO_DOWNLOAD  # type: ignore[attr-defined]
     source = inspect.getsource(app_module.ResolveFastPath.__call__)
     assert "await file_access(request)" in source
+
+
+# ---------------------------------------------------------------- enforcement, not declarations
+
+import re  # noqa: E402
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from releasehub.accounts import service as accounts  # noqa: E402
+from releasehub.repos import service as repos  # noqa: E402
+
+# The permissions nobody lacks: every subject may call these routes (each result is filtered).
+OPEN = {Permission.PUBLIC, Permission.REPO_LIST}
+PARAMS = {"revision": "main", "path": "README.md", "oid": "a" * 64, "number": "1", "status": "pending",
+          "webhook_id": "1", "model": "x", "branch": "b", "tag": "t"}
+
+
+def _url(path: str, repo: str) -> str:
+    namespace, name = repo.split("/")
+    values = {**PARAMS, "namespace": namespace, "name": name}
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values[m.group(1)], path)
+
+
+def test_every_route_refuses_a_subject_lacking_its_permission(tmp_path: Path) -> None:
+    """Each route called as a subject without its declared permission is refused (401, 403 or 404),
+    and nothing changes: the declaration is the check."""
+    app = create_app(Settings(data_dir=tmp_path))
+    services = app.state.services
+    with services.db.session() as session:
+        accounts.create_user(session, "owner")
+        accounts.create_user(session, "outsider")
+        _, outsider = accounts.create_token(session, "outsider", scope="write")
+        _, reader = accounts.create_token(session, "outsider", scope="read")
+        repos.create_repo(session, services.store, "owner", "open", author="owner")
+        repos.create_repo(session, services.store, "owner", "closed", author="owner", visibility="private")
+    # Who lacks each permission, and on which repo.
+    lacking: dict[Permission, tuple[str | None, str]] = {
+        Permission.REPO_READ: (None, "owner/closed"),
+        Permission.REPO_DOWNLOAD: (None, "owner/closed"),
+        Permission.REPO_WRITE: (outsider, "owner/open"),
+        Permission.REPO_ADMIN: (outsider, "owner/open"),
+        Permission.REPO_REVIEW: (outsider, "owner/open"),
+        Permission.ACCESS_REQUEST: (None, "owner/open"),
+        Permission.ACCOUNT_READ: (None, "owner/open"),
+        Permission.REPO_CREATE: (reader, "owner/open"),
+        Permission.UPLOAD_LINK: (None, "owner/open"),  # a link whose signature does not verify
+        Permission.GATEWAY_CALL: (None, "owner/open"),  # no API key
+    }
+    called: set[Permission] = set()
+    accepted = []
+    with TestClient(app) as client:
+        for route in all_routes(app.routes):
+            if not isinstance(route, APIRoute):
+                continue
+            (permission,) = _permissions(route.dependant)
+            if permission in OPEN:
+                continue
+            token, repo = lacking[permission]
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            query = {"size": 3, "chunk": 1, "exp": 9999999999, "repo": 1, "user": 1, "sig": "0" * 64}
+            for method in sorted(route.methods - {"HEAD"}) or ["HEAD"]:
+                answer = client.request(method, _url(route.path, repo), headers=headers, params=query,
+                                        json={"name": repo})
+                called.add(permission)
+                if answer.status_code not in (401, 403, 404):
+                    accepted.append(f"{method} {route.path} as {permission}: {answer.status_code} "
+                                    f"{answer.text[:200]}")
+    assert not accepted, "routes that served a subject lacking their permission:\n" + "\n".join(accepted)
+    assert called == set(lacking)
+    with services.db.session() as session:
+        open_repo = repos.find_repo(session, "owner", "open")
+        assert open_repo is not None and repos.find_repo(session, "owner", "closed") is not None
+        head = repos.resolve_revision(session, open_repo, "main")
+        assert head.parent_oid is None  # no commit landed
+        assert set(repos.commit_files(session, head)) == {".gitattributes"}
+    services.close()

@@ -245,6 +245,34 @@ def decide(
     return Decision(False, f"Permission {permission} does not apply to a repository.", 403, "Forbidden")
 
 
+# Permissions that a route may declare without naming one repo, and what they ask of the subject
+# before the route runs. Routes that act on a repo declare a repo permission through
+# `repo_access`, which calls `decide` with the repo's policy; routes that find their repo in the
+# body (delete) or create one (create) are judged here first and by `decide`/`decide_namespace`
+# once the repo is known.
+_SIGNED_IN = frozenset({Permission.ACCOUNT_READ, Permission.ACCESS_REQUEST})
+_WRITE_SCOPE = frozenset({Permission.REPO_CREATE, Permission.REPO_WRITE, Permission.REPO_ADMIN,
+                          Permission.REPO_REVIEW})
+
+
+def decide_subject(subject: Subject, permission: Permission) -> Decision:
+    """May this subject call a route that declares `permission` at all (before any repo is known)?"""
+    if permission in (Permission.PUBLIC, Permission.REPO_LIST, Permission.REPO_READ, Permission.REPO_DOWNLOAD):
+        return Decision.allow("open to anyone; each result is judged by `decide`")
+    if permission in (Permission.UPLOAD_LINK, Permission.GATEWAY_CALL):
+        # Their credential is not a token: a signed link, an API key; their own dependencies check it.
+        return Decision(False, f"Permission {permission} is checked by its own credential.", 403, "Forbidden")
+    if subject.anonymous:
+        return Decision(False, "Sign in: pass a token with `Authorization: Bearer <token>` (`hf auth login` or "
+                               "HF_TOKEN).", 401, "Unauthorized")
+    if permission in _SIGNED_IN:
+        return Decision.allow("signed in")
+    if permission in _WRITE_SCOPE and not subject.can_write:
+        return Decision(False, "This token is read-only. Create a write token with "
+                               f"`releasehub tokens create {subject.name} --scope write`.", 403, "Forbidden")
+    return Decision.allow("signed in with a write token")
+
+
 def decide_namespace(subject: Subject, namespace: str, namespace_exists: bool) -> Decision:
     """May the subject create a repository under `namespace`?"""
     if subject.anonymous:

@@ -1,8 +1,10 @@
 """Request dependencies: the database session, the subject, and the permission each route declares.
 
-Every route depends on exactly one dependency made by `requires()` or `repo_access()`; both carry
-the declared `Permission` as an attribute, which `tests/unit/test_route_permissions.py` checks
-for every route of the app.
+Every route depends on exactly one dependency that declares its `Permission` and enforces it:
+`requires()` (no repo: `decide_subject`), `repo_access()` (a repo: `decide` with its policy), the
+signed upload link (`upload_routes.upload_link`) or the gateway's API key (`gateway_caller`).
+`tests/unit/test_route_permissions.py` calls every route as a subject that lacks the declared
+permission and expects a refusal.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from releasehub.access import Decision, Grant, Permission, RepoPolicy, decide
-from releasehub.access.decide import namespace_role, repo_not_found
+from releasehub.access.decide import decide_subject, namespace_role, repo_not_found
 from releasehub.access import service as access_service
 from releasehub.access.policy import NO_RULES
 from releasehub.accounts.service import ANONYMOUS, Subject, authenticate
 from releasehub.db import utcnow
-from releasehub.errors import ReleasehubError, Unauthorized
+from releasehub.errors import AccessDenied, Unauthorized
 from releasehub.repos import service as repos
 from releasehub.repos.models import Repo
 from releasehub.repos.service import FileState
@@ -71,21 +73,11 @@ def get_subject(request: Request, session: Session = Depends(get_session)) -> Su
     return subject_from_header(session, request.headers.get("authorization"))
 
 
-class AccessDenied(ReleasehubError):
-    """A denial from `decide`, carried to the edge with its status and Hub error code."""
-
-    def __init__(self, message: str, status_code: int, error_code: str | None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.error_code = error_code or "Forbidden"
-
-
 def requires(permission: Permission) -> Callable[..., Subject]:
-    """For routes that do not act on one repo: returns the subject."""
+    """For routes that do not act on one repo: enforces `permission` (`decide_subject`), returns the subject."""
 
     def dependency(subject: Subject = Depends(get_subject)) -> Subject:
-        if permission is Permission.ACCOUNT_READ and subject.anonymous:
-            raise Unauthorized("Sign in: pass a token with `Authorization: Bearer <token>`.")
+        raise_denied(decide_subject(subject, permission))
         return subject
 
     dependency.permission = permission  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator
 from urllib.parse import urlencode
@@ -19,9 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from releasehub import publishing
 from releasehub.access import Permission
-from releasehub.accounts.service import Subject
 from releasehub.errors import BadRequest, InvalidCommit, NotFound, PayloadTooLarge
-from releasehub.hubapi.deps import RepoContext, decode_segment, get_services, repo_access, requires, wake_dispatcher
+from releasehub.hubapi.deps import RepoContext, decode_segment, get_services, repo_access, wake_dispatcher
 from releasehub.hubapi.signing import UploadGrant, new_grant, sign, verify
 from releasehub.repos import service as repos
 from releasehub.repos.paths import validate_path
@@ -181,13 +181,32 @@ async def stream_into(request: Request, writer: BlobWriter) -> None:
             await asyncio.wait([pending])
 
 
-def _grant(oid: str, size: int, chunk: int, exp: int, repo: int, user: int, sig: str,
-           services: Services) -> UploadGrant:
+@dataclass(frozen=True)
+class SignedLink:
+    grant: UploadGrant
+    signature: str
+
+
+def upload_link(
+    oid: str, size: int = Query(ge=0), chunk: int = Query(ge=0), exp: int = Query(), repo: int = Query(),
+    user: int = Query(), sig: str = Query(max_length=64), services: Services = Depends(get_services),
+) -> SignedLink:
+    """UPLOAD_LINK, enforced: the link's HMAC (over oid, size, chunking, expiry, repo and user) is
+    the credential, as the LFS client sends no token with the bytes."""
     if not is_sha256(oid):
         raise BadRequest("oid must be 64 lowercase hex digits.")
     grant = UploadGrant(oid, size, chunk, exp, repo, user)
     verify(services.signing_key, grant, sig)
-    return grant
+    return SignedLink(grant, sig)
+
+
+upload_link.permission = Permission.UPLOAD_LINK  # type: ignore[attr-defined]
+
+
+def _multipart_grant(link: SignedLink) -> UploadGrant:
+    if link.grant.chunk < 1:
+        raise BadRequest("This link is for a single-part upload; PUT the whole file to it.")
+    return link.grant
 
 
 def _record_blob(services: Services, oid: str, size: int, repo_pk: int, user_pk: int) -> None:
@@ -199,11 +218,9 @@ def _record_blob(services: Services, oid: str, size: int, repo_pk: int, user_pk:
 
 @router.put("/api/lfs/objects/{oid}")
 async def lfs_upload(
-    request: Request, oid: str, size: int = Query(ge=0), chunk: int = Query(ge=0), exp: int = Query(),
-    repo: int = Query(), user: int = Query(), sig: str = Query(max_length=64),
-    _: Subject = Depends(requires(Permission.UPLOAD_LINK)), services: Services = Depends(get_services),
+    request: Request, link: SignedLink = Depends(upload_link), services: Services = Depends(get_services),
 ) -> Response:
-    grant = _grant(oid, size, chunk, exp, repo, user, sig, services)
+    grant = link.grant
     writer = services.store.writer(max_bytes=services.settings.max_file_bytes, expected_size=grant.size)
     try:
         await stream_into(request, writer)
@@ -246,11 +263,10 @@ def _multipart_paths(services: Services, grant: UploadGrant, sig: str) -> tuple[
 
 @router.put("/api/lfs/objects/{oid}/parts/{number}")
 async def lfs_upload_part(
-    request: Request, oid: str, number: int, size: int = Query(ge=0), chunk: int = Query(ge=1),
-    exp: int = Query(), repo: int = Query(), user: int = Query(), sig: str = Query(max_length=64),
-    _: Subject = Depends(requires(Permission.UPLOAD_LINK)), services: Services = Depends(get_services),
+    request: Request, number: int, link: SignedLink = Depends(upload_link),
+    services: Services = Depends(get_services),
 ) -> Response:
-    grant = _grant(oid, size, chunk, exp, repo, user, sig, services)
+    grant, sig = _multipart_grant(link), link.signature
     parts = math.ceil(grant.size / grant.chunk)
     if not 1 <= number <= parts:
         raise BadRequest(f"Part number must be between 1 and {parts}.")
@@ -292,11 +308,9 @@ class CompletionBody(BaseModel):
 
 @router.post("/api/lfs/objects/{oid}/complete")
 def lfs_complete(
-    oid: str, body: CompletionBody, size: int = Query(ge=0), chunk: int = Query(ge=1), exp: int = Query(),
-    repo: int = Query(), user: int = Query(), sig: str = Query(max_length=64),
-    _: Subject = Depends(requires(Permission.UPLOAD_LINK)), services: Services = Depends(get_services),
+    body: CompletionBody, link: SignedLink = Depends(upload_link), services: Services = Depends(get_services),
 ) -> dict[str, str]:
-    grant = _grant(oid, size, chunk, exp, repo, user, sig, services)
+    grant, sig = _multipart_grant(link), link.signature
     if body.oid != grant.oid:
         raise BadRequest("Completion names another oid than its link.")
     data_path, parts_dir = _multipart_paths(services, grant, sig)

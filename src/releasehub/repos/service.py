@@ -533,7 +533,11 @@ def apply_operations(
 ) -> dict[str, FileState]:
     files = dict(base)
     for op in operations:
-        path = validate_path(op.path.strip("/") if isinstance(op, DeleteFolder) else op.path)
+        raw = op.path.strip("/") if isinstance(op, DeleteFolder) else op.path
+        # A path stored before a rule was tightened (`.GIT/x`) can still be deleted, never added.
+        deleting_stored = isinstance(op, (DeleteFile, DeleteFolder)) and (
+            raw in files or any(p.startswith(raw + "/") for p in files))
+        path = raw if deleting_stored else validate_path(raw)
         if isinstance(op, AddRegular):
             sha = hashlib.sha256(op.content).hexdigest()
             files[path] = FileState(sha, len(op.content), git_blob_oid(op.content), False)
