@@ -79,3 +79,39 @@ def test_namespace_creation() -> None:
     assert decide_namespace(ANONYMOUS, "alice", True).status == 401
     assert decide_namespace(OWNER, "ghost", False).status == 404
     assert not decide_namespace(OWNER_READ_TOKEN, "alice", True).allowed
+
+
+def test_decide_answers_only_with_documented_codes_and_hidden_equals_missing() -> None:
+    from releasehub.access.decide import decide_subject, repo_not_found
+    from releasehub.access.policy import compile_rules, parse_policy
+    from releasehub.errors import DECISION_CODES
+
+    rules = compile_rules(parse_policy({"hosted_only": True, "stages": [
+        {"name": "s", "files": ["*.bin"], "releases": []}]}, NOW))
+    codes = set()
+    for subject, namespace, visibility, permission, gated, path in itertools.product(
+            SUBJECTS, ["alice", "lab"], ["private", "internal", "public"], list(Permission), [None, "manual"],
+            [None, "README.md", "w.safetensors", "x.bin"]):
+        pol = RepoPolicy(f"{namespace}/m", namespace, visibility, gated, rules)
+        for decision in (decide(subject, pol, permission, NOW, path), decide_subject(subject, permission),
+                         decide_namespace(subject, namespace, True)):
+            if not decision.allowed:
+                codes.add(decision.error_code)
+    assert codes <= set(DECISION_CODES) and {"RepoNotFound", "EntryNotFound", "HostedOnly"} <= codes
+    # A hidden repo's answer is the missing repo's, for every subject.
+    for subject in SUBJECTS:
+        hidden = decide(subject, policy("zed", "private"), Permission.REPO_READ, NOW)
+        if not hidden.allowed:
+            assert hidden == repo_not_found(subject, "zed/m")
+
+
+def test_requires_enforces_what_a_route_declares() -> None:
+    from releasehub.access.decide import decide_subject
+
+    assert decide_subject(ANONYMOUS, Permission.ACCOUNT_READ).status == 401
+    assert decide_subject(OWNER, Permission.ACCOUNT_READ).allowed
+    assert decide_subject(OWNER_READ_TOKEN, Permission.REPO_CREATE).status == 403
+    assert decide_subject(OWNER, Permission.REPO_CREATE).allowed
+    assert decide_subject(ANONYMOUS, Permission.REPO_LIST).allowed
+    # Credentials other than a token are checked by their own dependencies, never let through here.
+    assert not decide_subject(OWNER, Permission.UPLOAD_LINK).allowed

@@ -8,7 +8,7 @@ import typer
 from typer.testing import CliRunner
 
 from releasehub.cli.main import app
-from releasehub.errors import ALL_ERRORS
+from releasehub.errors import ALL_ERRORS, DECISION_CODES
 from releasehub.settings import SETTINGS_DOC, Settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -43,6 +43,13 @@ def test_every_error_code_is_documented() -> None:
     text = (DOCS / "errors.md").read_text()
     missing = [e.error_code for e in ALL_ERRORS if f"`{e.error_code}`" not in text]
     assert not missing, f"undocumented error codes in docs/errors.md: {missing}"
+
+
+def test_every_code_decide_answers_with_is_documented() -> None:
+    text = (DOCS / "errors.md").read_text()
+    access = (DOCS / "access.md").read_text()
+    missing = [code for code in DECISION_CODES if f"`{code}`" not in text or f"`{code}`" not in access]
+    assert not missing, f"codes of access.decide undocumented in docs/errors.md or docs/access.md: {missing}"
 
 
 def test_analysis_doc_holds_the_current_paper_table() -> None:
