@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install serve clean
+.PHONY: demo test lint install serve clean
 
 $(BIN)/releasehub: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ serve: install
 
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy src
 
 clean:
 	rm -rf $(VENV) .releasehub .releasehub-demo

@@ -403,8 +403,8 @@ def architecture_from_config(config: Mapping[str, Any]) -> Architecture:
     if isinstance(scaling, Mapping) and max_context:
         original = scaling.get("original_max_position_embeddings")
         factor = scaling.get("factor")
-        kind = scaling.get("rope_type") or scaling.get("type")
-        if kind == "yarn" and isinstance(original, int) and isinstance(factor, (int, float)):
+        rope_kind = scaling.get("rope_type") or scaling.get("type")
+        if rope_kind == "yarn" and isinstance(original, int) and isinstance(factor, (int, float)):
             stretched = int(original * factor)
             if stretched > max_context:
                 notes.append(f"Context {stretched:,} tokens with YaRN (factor {factor:g} over {original:,}); "

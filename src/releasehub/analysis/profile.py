@@ -85,8 +85,9 @@ def _published_precision(weights: WeightsSummary | None, config: Mapping[str, An
         dtype = source.get("torch_dtype") or source.get("dtype")
         if isinstance(dtype, str) and dtype in r.DTYPE_PRECISION:
             return r.DTYPE_PRECISION[dtype]
-    if entry is not None and entry.published_precision in r.PRECISIONS:
-        return entry.published_precision
+    published = entry.published_precision if entry is not None else None
+    if published is not None and published in r.PRECISIONS:
+        return published
     return "bf16"
 
 
@@ -231,7 +232,7 @@ def build_profile(snapshot: Snapshot | None, *, entry: CatalogueEntry | None = N
         plans = r.plan_all(required, accelerators, arch)
         active_bytes = math.ceil((active or total) * r.precision_bytes(precision))
         api = entry.api if entry is not None else ()
-        gpus = []
+        gpus: list[dict[str, Any]] = []
         for plan, accel in zip(plans, accelerators):
             item = plan.as_dict() | {"precision": precision, "memory_bytes": accel.memory_bytes,
                                      "usable_bytes": accel.usable_bytes}

@@ -59,7 +59,7 @@ class StoredSnapshot:
     def __init__(self, store: BlobStore, repo_id: str, commit_sha: str, readable: Mapping[str, FileState],
                  listed_only: Mapping[str, int]) -> None:
         self.name = repo_id
-        self.revision = commit_sha
+        self.revision: str | None = commit_sha
         self.stats = FetchStats()
         self._store = store
         self._readable = dict(readable)

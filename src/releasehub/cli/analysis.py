@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, List, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
 
 import typer
 from rich.console import Console
@@ -39,7 +39,7 @@ def _fail(message: str) -> None:
 
 
 @contextmanager
-def _progress(enabled: bool) -> Iterator[object]:
+def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
     if not enabled:
         yield None
         return
@@ -79,8 +79,9 @@ def profile_of(target: str, *, endpoint: Optional[str], token: Optional[str], re
                options: "Options", progress: bool = True) -> dict:
     """Resolve TARGET (path, repo on an endpoint, or catalogue name) and build its profile."""
     from releasehub.analysis.profile import build_profile
-    from releasehub.analysis.snapshot import HubSnapshot, LocalDirSnapshot, LocalFileSnapshot
+    from releasehub.analysis.snapshot import HubSnapshot, LocalDirSnapshot, LocalFileSnapshot, Snapshot
 
+    snapshot: Snapshot | None
     path = Path(target).expanduser()
     if path.exists():
         snapshot = LocalDirSnapshot(path) if path.is_dir() else LocalFileSnapshot(path)
@@ -99,7 +100,7 @@ def profile_of(target: str, *, endpoint: Optional[str], token: Optional[str], re
         snapshot = None
     try:
         with _progress(progress and snapshot is not None and not isinstance(snapshot, LocalFileSnapshot)) as update:
-            return build_profile(snapshot, entry=entry, options=replace(options, progress=update))  # type: ignore[arg-type]
+            return build_profile(snapshot, entry=entry, options=replace(options, progress=update))
     finally:
         if isinstance(snapshot, HubSnapshot):
             snapshot.close()

@@ -10,6 +10,7 @@ process, and so are the tier limits derived from it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,10 +110,10 @@ class _Reads:
 
     def __init__(self) -> None:
         self._version: int | None = None
-        self._rows: dict[tuple[Any, ...], list[Any]] = {}
+        self._rows: dict[tuple[Any, ...], Sequence[Any]] = {}
         self._lock = threading.Lock()
 
-    def cached(self, version: int | None, key: tuple[Any, ...]) -> list[Any] | None:
+    def cached(self, version: int | None, key: tuple[Any, ...]) -> Sequence[Any] | None:
         if version is None:
             return None
         with self._lock:
@@ -121,7 +122,7 @@ class _Reads:
                 self._version = version
             return self._rows.get(key)
 
-    def keep(self, version: int | None, key: tuple[Any, ...], rows: list[Any]) -> None:
+    def keep(self, version: int | None, key: tuple[Any, ...], rows: Sequence[Any]) -> None:
         if version is None:
             return
         with self._lock:
@@ -142,14 +143,15 @@ class _Reader:
         self._version = database.data_version()
         self._conn: Connection | None = None
 
-    def __call__(self, name: str, statement: Any, params: dict[str, Any]) -> list[Any]:
+    def __call__(self, name: str, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
         key = (name, *params.values())
-        rows = _reads.cached(self._version, key)
-        if rows is None:
-            if self._conn is None:
-                self._conn = self._database.engine.connect()
-            rows = self._conn.execute(statement, params).all()
-            _reads.keep(self._version, key, rows)
+        cached = _reads.cached(self._version, key)
+        if cached is not None:
+            return cached
+        if self._conn is None:
+            self._conn = self._database.engine.connect()
+        rows = self._conn.execute(statement, params).all()
+        _reads.keep(self._version, key, rows)
         return rows
 
     def close(self) -> None:
@@ -157,7 +159,7 @@ class _Reader:
             self._conn.close()
 
 
-def _key_context(rows: list[Any]) -> KeyContext:
+def _key_context(rows: Sequence[Any]) -> KeyContext:
     if not rows:
         raise GatewayError(401, "Incorrect API key provided.", code="invalid_api_key")
     key_pk, key_id, tier, expires_at, revoked_at, revoked_reason, user_id, user_name, is_admin, _, _ = rows[0]

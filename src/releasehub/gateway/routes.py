@@ -87,8 +87,10 @@ def _callable_models(services: Services, secret: str) -> list[dict[str, Any]]:
                                .order_by(Repo.namespace, Repo.name)).all()
         for repo, hosted in rows:
             if decide(ctx.subject, access_service.repo_policy(repo), Permission.REPO_READ, utcnow()).allowed:
+                created = as_utc(hosted.created_at)
+                assert created is not None  # created_at is NOT NULL
                 out.append({"id": repo.repo_id, "object": "model",
-                            "created": int(as_utc(hosted.created_at).timestamp()), "owned_by": repo.namespace})
+                            "created": int(created.timestamp()), "owned_by": repo.namespace})
     return out
 
 
@@ -103,9 +105,9 @@ async def retrieve_model(model: str, request: Request, secret: str = Depends(gat
     """One model this key may call (`client.models.retrieve("lab/model")`, which sends the slash encoded);
     404 as for a model that does not exist otherwise."""
     wanted = decode_segment(model)
-    for model in await run_in_threadpool(_callable_models, _services(request), secret):
-        if model["id"] == wanted:
-            return model
+    for callable_model in await run_in_threadpool(_callable_models, _services(request), secret):
+        if callable_model["id"] == wanted:
+            return callable_model
     raise GatewayError(404, f"The model `{wanted}` does not exist or you do not have access to it.",
                        code="model_not_found", param="model")
 

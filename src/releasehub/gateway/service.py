@@ -229,12 +229,13 @@ def revoke_key(session: Session, key_id: str, *, actor: str, reason: str | None 
 def key_json(session: Session, key: ApiKey, now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
     user = session.get(User, key.user_id)
+    created = as_utc(key.created_at)
     expires = as_utc(key.expires_at)
     state = ("revoked" if key.revoked_at is not None else
              "expired" if expires is not None and expires <= now else "active")
     return {"key": key.key_id, "user": user.name if user else None, "tier": key.tier, "name": key.name,
             "repos": [r.repo_id for r in key_repos(session, key)], "state": state,
-            "created_at": as_utc(key.created_at).isoformat() if key.created_at else None,
+            "created_at": created.isoformat() if created else None,
             "expires_at": expires.isoformat() if expires else None,
             "revoked_reason": key.revoked_reason}
 

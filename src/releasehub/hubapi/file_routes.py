@@ -68,6 +68,7 @@ def _lookup(services: Services, authorization: str | None, namespace: str, name:
     if found is None or found.commit_oid is None:
         # No such repo, or the revision is a tag or a commit sha: the general path.
         return _lookup_any_revision(services, subject, namespace, name, revision, path)
+    assert rules is not None  # set above whenever found is not None
     policy = RepoPolicy(f"{namespace}/{name}", namespace, found.visibility, found.gated, rules)
     grant = Grant(*found.grant) if found.grant is not None else None
     _file_decision(subject, policy, grant, path, found.commit_oid, found.file is not None)
