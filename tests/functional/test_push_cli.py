@@ -132,3 +132,18 @@ def test_push_to_unreachable_server_fails_cleanly(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("a")
     line = _assert_clean_error(_push(_env(None, "rh_dummy"), str(tmp_path), "someone/repo"))
     assert "127.0.0.1" in line or "connect" in line.lower()
+
+
+def test_push_warns_that_globs_in_a_card_are_public(server, owner, tmp_path: Path) -> None:
+    user, token = owner
+    (tmp_path / "README.md").write_text("---\nlicense: mit\nreleasehub:\n  stages:\n    - name: big\n"
+                                        "      files: ['big/*']\n      releases: []\n---\n")
+    (tmp_path / "big").mkdir()
+    (tmp_path / "big" / "w.safetensors").write_bytes(b"w" * 100)
+    repo_id = f"{user}/card-{uuid.uuid4().hex[:6]}"
+    result = _push(_env(server, token), str(tmp_path), repo_id)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "warning:" in result.stderr and "policy set" in result.stderr
+    # The stage holds: the weights do not exist for outsiders, and the card's globs are not shown to them.
+    assert httpx.get(f"{server.url}/{repo_id}/resolve/main/big/w.safetensors").status_code == 404
+    assert "releasehub" not in httpx.get(f"{server.url}/api/models/{repo_id}").json()["cardData"]

@@ -96,7 +96,7 @@ class Pusher:
         _raise_for(response, f"uploading {path.name}")
         return str(response.json()["oid"])
 
-    def commit(self, lines: list[dict[str, Any]], message: str) -> str:
+    def commit(self, lines: list[dict[str, Any]], message: str) -> tuple[str, list[str]]:
         header = {"key": "header", "value": {"summary": message, "description": ""}}
         body = b"".join(json.dumps(item).encode() + b"\n" for item in [header, *lines])
         response = self.client.post(
@@ -104,7 +104,8 @@ class Pusher:
             headers={"Content-Type": "application/x-ndjson"},
         )
         _raise_for(response, "committing")
-        return str(response.json()["commitOid"])
+        answer = response.json()
+        return str(answer["commitOid"]), [str(w) for w in answer.get("warnings") or []]
 
 
 def _operations(pusher: Pusher, folder: Path, files: list[Path], progress: Progress, task: Any
@@ -167,7 +168,7 @@ def push(
             if not lines:
                 console.print(f"nothing to push: {repo_id}@{revision} already has these files")
                 return
-            oid = pusher.commit(lines, message or f"Upload {len(files)} files with releasehub push")
+            oid, warnings = pusher.commit(lines, message or f"Upload {len(files)} files with releasehub push")
     except PushError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -177,3 +178,5 @@ def push(
         raise typer.Exit(1) from None
     console.print(f"pushed {changed} changed files of {len(files)} ({total:,} bytes) to {repo_id}@{revision}: "
                   f"commit {oid}", soft_wrap=True)
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)

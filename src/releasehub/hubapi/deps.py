@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NoReturn
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Connection
@@ -133,7 +133,11 @@ def _grant_for(session: Session, subject: Subject, repo: Repo, policy: RepoPolic
 
 def raise_denied(decision: Decision) -> None:
     if not decision.allowed:
-        raise AccessDenied(decision.reason, decision.status, decision.error_code)
+        deny(decision)
+
+
+def deny(decision: Decision) -> NoReturn:
+    raise AccessDenied(decision.reason, decision.status, decision.error_code)
 
 
 def check_policy(subject: Subject, policy: RepoPolicy, permission: Permission, path: str | None = None,
@@ -147,7 +151,7 @@ def repo_context(session: Session, subject: Subject, services: Services, namespa
     name = name.removesuffix(".git")
     repo = repos.find_repo(session, namespace, name)
     if repo is None:
-        raise_denied(repo_not_found(subject, f"{namespace}/{name}"))
+        deny(repo_not_found(subject, f"{namespace}/{name}"))
     policy = policy_of(repo)
     grant = _grant_for(session, subject, repo, policy)
     ctx = RepoContext(session, subject, repo, services, policy, grant, utcnow())

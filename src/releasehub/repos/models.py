@@ -8,9 +8,9 @@ blob store under their sha256; `blobs` records which ones are stored and verifie
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from releasehub.db import Base, UTCDateTime, utcnow
@@ -92,6 +92,7 @@ class Commit(Base):
 
 class CommitFile(Base):
     __tablename__ = "commit_files"
+    __table__: ClassVar[Table]
 
     commit_id: Mapped[int] = mapped_column(
         ForeignKey("commits.id", ondelete="CASCADE"), primary_key=True
