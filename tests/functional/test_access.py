@@ -356,7 +356,8 @@ def test_invalid_policy_changes_nothing(server: Any, api: HfApi, owner: tuple[st
 def test_policy_from_the_cli_and_the_card(server: Any, api: HfApi, owner: tuple[str, str], tmp_path: Path) -> None:
     repo_id = make_repo(api, owner[0], {"w.safetensors": b"1"}, card="---\nlicense: mit\n---\n")
     policy = tmp_path / "policy.yaml"
-    policy.write_text("gated: manual\ngrant_days: 30\neligibility:\n  min_age: 18\n")
+    policy.write_text("gated: manual\ngrant_days: 30\neligibility:\n  min_age: 18\n"
+                      "gate:\n  fields: {Name: text, Date of birth: date_picker}\n")
     result = cli(server, owner[1], "policy", "set", repo_id, str(policy))
     assert result.returncode == 0, result.stderr
     shown = cli(server, owner[1], "policy", "show", repo_id, "--json")
@@ -396,7 +397,8 @@ def test_a_writers_card_changes_the_form_not_who_gets_access(server: Any, owner:
     assert httpx.put(f"{server.url}/api/models/{repo_id}/policy", json=policy, headers=headers).status_code == 200
     before = httpx.get(f"{server.url}/api/models/{repo_id}/policy", headers=headers).json()
 
-    opened = ("---\nextra_gated_heading: Ask the lab\nreleasehub:\n  tiers:\n    - name: public\n"
+    opened = ("---\nextra_gated_heading: Ask the lab\nextra_gated_fields:\n  Age: text\nreleasehub:\n  tiers:\n"
+              "    - name: public\n"
               "      components: [documentation, weights]\n  eligibility:\n    min_age: 13\n---\n")
     writer_api.upload_file(path_or_fileobj=opened.encode(), path_in_repo="README.md", repo_id=repo_id)
     after = httpx.get(f"{server.url}/api/models/{repo_id}/policy", headers=headers).json()

@@ -59,3 +59,24 @@ def test_analysis_doc_holds_the_current_paper_table() -> None:
     table = result.output.split("\n", 2)[2].strip()
     assert table.count("\n") >= 20
     assert table in (DOCS / "analysis.md").read_text()
+
+
+def test_every_policy_in_the_docs_is_valid() -> None:
+    """The YAML policies of docs/access.md and README.md (code blocks and `cat > policy.yaml` heredocs)."""
+    import re
+    from datetime import datetime, timezone
+
+    import yaml
+
+    from releasehub.access.policy import parse_policy
+
+    now = datetime.now(timezone.utc)
+    found = 0
+    for doc in (DOCS / "access.md", DOCS / "gateway.md", DOCS.parent / "README.md"):
+        text = doc.read_text()
+        for block in re.findall(r"```yaml\n(.*?)```", text, re.S) + re.findall(r"<<'EOF'\n(.*?)\nEOF", text, re.S):
+            data = yaml.safe_load(block)
+            if isinstance(data, dict) and set(data) & {"gated", "tiers", "stages", "eligibility", "hosted_only"}:
+                parse_policy(data, now)
+                found += 1
+    assert found >= 2

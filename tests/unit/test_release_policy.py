@@ -244,3 +244,19 @@ def test_no_decision_reveals_a_hidden_file(path: str, grant: Grant | None, gated
             assert visible
             if permission is Permission.REPO_DOWNLOAD and gated and path != "README.md":
                 assert grant is not None and grant.active(now)
+
+
+def test_policy_refuses_rules_the_form_cannot_satisfy() -> None:
+    from datetime import datetime, timezone
+
+    from releasehub.access.policy import PolicyError, parse_policy
+
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with pytest.raises(PolicyError, match="min_age.*Date of birth"):
+        parse_policy({"gate": {"fields": {"Name": "text"}}, "eligibility": {"min_age": 18}}, now)
+    with pytest.raises(PolicyError, match="purposes"):
+        parse_policy({"eligibility": {"purposes": ["Research"]}}, now)
+    ok = parse_policy({"gate": {"fields": {"Date of birth": "date_picker", "Purpose": {
+        "type": "select", "options": ["Research"]}}}, "eligibility": {"min_age": 18, "purposes": ["Research"]}}, now)
+    assert ok.eligibility.min_age == 18
+    assert parse_policy({"gate": {"fields": {"Age": "text"}}, "eligibility": {"min_age": 13}}, now).eligibility.min_age

@@ -27,6 +27,24 @@ _BIRTH_LABELS = ("date of birth", "birth date", "birthday", "date_of_birth")
 _PURPOSE_LABELS = ("purpose", "intended use", "i want to use this model for")
 
 
+def unsatisfiable(rules: Eligibility, gate: Gate) -> list[str]:
+    """Rules that no request could pass because the form never asks for what they read."""
+    labels = [f.label.strip().lower() for f in gate.fields]
+
+    def asks(candidates: tuple[str, ...]) -> bool:
+        return any(label == c or label.startswith(c) for label in labels for c in candidates)
+
+    problems = []
+    if rules.min_age is not None and not asks(_AGE_LABELS + _BIRTH_LABELS):
+        problems.append("eligibility.min_age: the request form has no `Age` or `Date of birth` field to read the "
+                        "age from; add one to gate.fields (e.g. `Date of birth: date_picker`) or drop min_age")
+    if rules.purposes and not asks(_PURPOSE_LABELS):
+        problems.append("eligibility.purposes: the request form has no purpose field (a label starting with "
+                        "`Purpose` or `Intended use`) to read the purpose from; add one to gate.fields (e.g. "
+                        "`{Purpose: {type: select, options: [...]}}`) or drop purposes")
+    return problems
+
+
 def country_code(value: str | None) -> str | None:
     """ISO alpha-2 code for a code, alpha-3 code or English name; None when unknown."""
     if not value or not isinstance(value, str):

@@ -325,9 +325,15 @@ def parse_policy(raw: Any, now: datetime) -> PolicyDoc:
     if isinstance(gate, dict) and isinstance(gate.get("fields"), dict):
         data["gate"] = {**gate, "fields": hub_fields(gate["fields"])}
     try:
-        return PolicyDoc.model_validate(data)
+        doc = PolicyDoc.model_validate(data)
     except ValidationError as exc:
         raise PolicyError(_explain(exc)) from None
+    from releasehub.access.eligibility import unsatisfiable
+
+    problems = unsatisfiable(doc.eligibility, doc.gate)
+    if problems:
+        raise PolicyError("Invalid policy: " + "; ".join(problems))
+    return doc
 
 
 def _explain(exc: ValidationError) -> str:
