@@ -211,6 +211,17 @@ def test_unchanged_files_are_skipped(api: HfApi, repo_id: str, server, owner) ->
     assert len(api.list_repo_commits(repo_id)) == 2
 
 
+def test_unchanged_lfs_files_are_skipped(api: HfApi, repo_id: str, tmp_path: Path) -> None:
+    # The client compares the sha256 of an LFS file with preupload's `oid`: re-running
+    # upload_folder on an unchanged folder makes no commit.
+    (tmp_path / "w.safetensors").write_bytes(b"\x01" * 5000)
+    (tmp_path / "notes.txt").write_text("notes")
+    first = api.upload_folder(folder_path=str(tmp_path), repo_id=repo_id)
+    again = api.upload_folder(folder_path=str(tmp_path), repo_id=repo_id)
+    assert again.oid == first.oid
+    assert len(api.list_repo_commits(repo_id)) == 2
+
+
 def test_same_lfs_content_is_not_uploaded_twice(api: HfApi, repo_id: str, server, owner, monkeypatch) -> None:
     content = uuid.uuid4().bytes * 20_000
     oid = hashlib.sha256(content).hexdigest()

@@ -20,7 +20,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from releasehub.cli.common import console, err_console
-from releasehub.repos.paths import git_blob_oid, lfs_git_oid
+from releasehub.repos.paths import git_blob_oid
 
 READ_CHUNK = 8 * 1024 * 1024
 
@@ -118,7 +118,7 @@ def _operations(pusher: Pusher, folder: Path, files: list[Path], progress: Progr
         mode = modes[rel]
         if mode["uploadMode"] == "lfs":
             oid = pusher.upload_blob(path, progress, task)
-            if mode.get("oid") == lfs_git_oid(oid, path.stat().st_size):
+            if mode.get("oid") == oid:
                 continue  # same content as at the branch head
             lines.append({"key": "lfsFile", "value": {"path": rel, "algo": "sha256", "oid": oid,
                                                        "size": path.stat().st_size}})

@@ -70,9 +70,17 @@ def preupload(
             "path": path,
             "uploadMode": "lfs" if lfs else "regular",
             "shouldIgnore": False,
-            "oid": existing.git_oid if existing is not None else None,
+            "oid": _remote_oid(existing, lfs),
         })
     return {"files": out, "commitOid": commit.oid}
+
+
+def _remote_oid(existing: repos.FileState | None, lfs: bool) -> str | None:
+    """What the client compares with its own oid to skip unchanged files: the sha256 of an LFS
+    file, the git blob sha1 of a regular one (None when the file is new or changes mode)."""
+    if existing is None or existing.lfs != lfs:
+        return None
+    return existing.sha256 if lfs else existing.git_oid
 
 
 # ---------------------------------------------------------------- LFS batch
