@@ -381,3 +381,20 @@ def test_no_xet_anywhere(server: Any, api: HfApi, populated: str) -> None:
         assert getattr(entry, "xet_hash", None) is None
     weights = api.get_paths_info(populated, ["weights.bin"])[0]
     assert weights.lfs is not None and getattr(weights, "xet_hash", None) is None
+
+
+def test_a_repo_id_without_a_namespace_is_a_missing_repo(server) -> None:  # type: ignore[no-untyped-def]
+    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    api = HfApi(endpoint=server.url, token=False)
+    assert api.repo_exists("gpt2") is False
+    with pytest.raises(RepositoryNotFoundError):
+        hf_hub_download("gpt2", "config.json", endpoint=server.url, token=False)
+    head = httpx.head(f"{server.url}/gpt2/resolve/main/config.json")
+    assert head.status_code == 401 and head.headers["X-Error-Code"] == "RepoNotFound"
+    _, token = server.user()
+    signed = httpx.get(f"{server.url}/api/models/gpt2", headers={"Authorization": f"Bearer {token}"})
+    assert signed.status_code == 404 and signed.headers["X-Error-Code"] == "RepoNotFound"
+    # An unserved route of a real repo stays a plain NotFound.
+    assert httpx.get(f"{server.url}/api/models/a/b/discussions/x/y").headers["X-Error-Code"] == "NotFound"

@@ -7,6 +7,7 @@ code and message always travel in headers too.
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +15,8 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from releasehub.access.decide import repo_not_found
+from releasehub.accounts.subject import ANONYMOUS, Subject
 from releasehub.errors import ReleasehubError, RepoExists
 
 log = logging.getLogger("releasehub")
@@ -69,6 +72,29 @@ def unencodable_text_response(request: Request, exc: UnicodeEncodeError) -> Resp
                           "as \\ud800 in a JSON string); send UTF-8 text.")
 
 
+_NO_NAMESPACE = (
+    re.compile(r"^/api/models/([^/]+)/?$"),
+    re.compile(r"^/api/models/([^/]+)/(?:revision|tree|paths-info|refs|commits|preupload|commit|auth-check)(?:/|$)"),
+    re.compile(r"^/([^/]+)/resolve/"),
+)
+
+
+def _repo_without_namespace(path: str) -> str | None:
+    """A repo id without a namespace (`gpt2`): no route matches it, but it names a repo that does not
+    exist here, and clients (`repo_exists`, transformers) need to hear RepoNotFound, not NotFound."""
+    for pattern in _NO_NAMESPACE:
+        match = pattern.match(path)
+        if match is not None and match.group(1) not in ("api",):
+            return match.group(1)
+    return None
+
+
+def _repo_not_found(request: Request, repo_id: str) -> Response:
+    signed_in = bool(request.headers.get("authorization"))
+    decision = repo_not_found(Subject(user_id=0) if signed_in else ANONYMOUS, repo_id)
+    return error_response(request, decision.status, decision.error_code, decision.reason)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ReleasehubError)
     async def domain_error(request: Request, exc: ReleasehubError) -> Response:
@@ -83,6 +109,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            missing = _repo_without_namespace(request.url.path)
+            if missing is not None:
+                return _repo_not_found(request, missing)
         code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code)
         return error_response(request, exc.status_code, code, str(exc.detail))
 
