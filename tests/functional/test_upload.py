@@ -121,6 +121,13 @@ def test_create_commit_add_delete_copy(api: HfApi, repo_id: str, server) -> None
     assert commit.message == "adds, deletes and copies"
 
 
+def test_delete_folder_named_without_its_slash(api: HfApi, repo_id: str) -> None:
+    api.create_commit(repo_id, [CommitOperationAdd("dir/a.txt", b"a"), CommitOperationAdd("dir/b/c.txt", b"c"),
+                                CommitOperationAdd("dirt.txt", b"t")], commit_message="base")
+    api.create_commit(repo_id, [CommitOperationDelete("dir")], commit_message="drop dir")  # no trailing /
+    assert _files(api, repo_id) == {".gitattributes", "dirt.txt"}
+
+
 def test_delete_missing_file_is_rejected_and_nothing_changes(api: HfApi, repo_id: str) -> None:
     head = _head(api, repo_id)
     with pytest.raises(HfHubHTTPError) as excinfo:

@@ -553,7 +553,13 @@ def apply_operations(
             files[path] = FileState(op.sha256, size, lfs_git_oid(op.sha256, size), True)
         elif isinstance(op, DeleteFile):
             if files.pop(path, None) is None:
-                raise EntryNotFound(f"Cannot delete {path}: no such file at the parent revision.")
+                # The client sends a folder named without its trailing '/' as a file (as the Hub
+                # accepts it): delete the folder then.
+                doomed = [p for p in files if p.startswith(path + "/")]
+                if not doomed:
+                    raise EntryNotFound(f"Cannot delete {path}: no such file or folder at the parent revision.")
+                for p in doomed:
+                    del files[p]
         elif isinstance(op, DeleteFolder):
             prefix = path + "/"
             doomed = [p for p in files if p.startswith(prefix)]
