@@ -309,6 +309,11 @@ def test_commit_titles_never_name_hidden_files(server: Any, api: HfApi, owner: t
         listing = httpx.get(f"{server.url}/api/models/{repo_id}/commits/main", headers=auth(token)).text
         assert "llama-70b" not in listing and "model-00002" not in listing
         assert "Add notes" in listing
+        # expand=true carries each entry's last commit: its title is withheld the same way.
+        commit_files(api, repo_id, {"notes.txt": b"n2"}, title="Update notes next to llama-70b")
+        expanded = httpx.get(f"{server.url}/api/models/{repo_id}/tree/main", params={"expand": "true"},
+                             headers=auth(token)).text
+        assert "llama-70b" not in expanded and "lastCommit" in expanded
     mine = httpx.get(f"{server.url}/api/models/{repo_id}/commits/main", headers=auth(owner[1])).text
     assert "llama-70b/model-00002-of-00002.safetensors" in mine
 

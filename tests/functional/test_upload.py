@@ -348,3 +348,14 @@ def test_delete_repo(server, api, repo_id) -> None:  # type: ignore[no-untyped-d
         HfApi(endpoint=server.url, token=stranger_token).delete_repo(f"{repo_id}-missing")
     api.delete_repo(repo_id)
     assert not api.repo_exists(repo_id)
+
+
+def test_expand_gives_each_entry_its_last_commit(api: HfApi, repo_id: str) -> None:
+    first = api.create_commit(repo_id, [CommitOperationAdd("a.txt", b"a"), CommitOperationAdd("d/b.txt", b"b")],
+                              commit_message="first")
+    second = api.create_commit(repo_id, [CommitOperationAdd("d/c.txt", b"c")], commit_message="second")
+    entries = {e.path: e for e in api.list_repo_tree(repo_id, expand=True)}
+    assert entries["a.txt"].last_commit.oid == first.oid and entries["a.txt"].last_commit.title == "first"
+    assert entries["d"].last_commit.oid == second.oid
+    infos = {e.path: e for e in api.get_paths_info(repo_id, ["a.txt", "d/c.txt"], expand=True)}
+    assert infos["d/c.txt"].last_commit.oid == second.oid and infos["a.txt"].last_commit.oid == first.oid

@@ -13,6 +13,7 @@ from releasehub.errors import BadRequest
 from releasehub.hubapi import shapes
 from releasehub.hubapi.deps import RepoContext, decode_segment, repo_access
 from releasehub.repos import service as repos
+from releasehub.repos.models import Commit
 from releasehub.repos.paths import validate_path
 
 router = APIRouter(tags=["revisions"])
@@ -22,8 +23,25 @@ WITHHELD_TITLE = "(commit message withheld: it names files you cannot see)"
 MAX_PATHS_INFO = 1000
 
 
+def _expanded(ctx: RepoContext, head: Commit, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`expand=true`: each entry's last commit (its title withheld where it names hidden files)."""
+    last = repos.last_commits(ctx.session, ctx.repo, head, [e["path"] for e in entries])
+    hidden = ctx.hidden_names()
+    for entry in entries:
+        commit = last.get(entry["path"])
+        if commit is not None:
+            entry["lastCommit"] = {"id": commit.oid, "title": _title(commit, hidden),
+                                   "date": shapes.iso(commit.created_at)}
+    return entries
+
+
+def _title(commit: Commit, hidden: set[str]) -> str:
+    withheld = bool(hidden) and (repos.names_any(commit.title, hidden) or repos.names_any(commit.message, hidden))
+    return WITHHELD_TITLE if withheld else commit.title
+
+
 def _tree(request: Request, response: Response, ctx: RepoContext, revision: str, path: str, recursive: bool,
-          cursor: int, limit: int) -> list[dict[str, Any]]:
+          cursor: int, limit: int, expand: bool = False) -> list[dict[str, Any]]:
     commit = repos.resolve_revision(ctx.session, ctx.repo, decode_segment(revision))
     path = decode_segment(path).strip("/")
     if path:
@@ -36,7 +54,8 @@ def _tree(request: Request, response: Response, ctx: RepoContext, revision: str,
         query["cursor"] = str(cursor + limit)
         next_url = f"{str(request.url).split('?', 1)[0]}?{urlencode(query)}"
         response.headers["Link"] = f'<{next_url}>; rel="next"'
-    return [shapes.tree_entry(e) for e in page]
+    out = [shapes.tree_entry(e) for e in page]
+    return _expanded(ctx, commit, out) if expand else out
 
 
 @router.get("/api/models/{namespace}/{name}/tree/{revision}")
@@ -50,7 +69,7 @@ def tree_root(
     limit: int = Query(TREE_PAGE, ge=1, le=TREE_PAGE),
     ctx: RepoContext = Depends(repo_access(Permission.REPO_READ)),
 ) -> list[dict[str, Any]]:
-    return _tree(request, response, ctx, revision, "", recursive, cursor, limit)
+    return _tree(request, response, ctx, revision, "", recursive, cursor, limit, expand)
 
 
 @router.get("/api/models/{namespace}/{name}/tree/{revision}/{path:path}")
@@ -65,7 +84,7 @@ def tree_path(
     limit: int = Query(TREE_PAGE, ge=1, le=TREE_PAGE),
     ctx: RepoContext = Depends(repo_access(Permission.REPO_READ)),
 ) -> list[dict[str, Any]]:
-    return _tree(request, response, ctx, revision, path, recursive, cursor, limit)
+    return _tree(request, response, ctx, revision, path, recursive, cursor, limit, expand)
 
 
 class PathsInfoBody(BaseModel):
@@ -83,12 +102,14 @@ async def paths_info(
             body = PathsInfoBody.model_validate_json(await request.body())
         except ValueError as exc:
             raise BadRequest(f"Invalid paths-info body: {exc}") from None
-        paths = body.paths
+        paths, form_expand = body.paths, str(body.expand)
     else:
         form = await request.form(max_files=0, max_fields=MAX_PATHS_INFO + 2)
         paths = [str(p) for p in form.getlist("paths")]
+        form_expand = str(form.get("expand") or "")
     if len(paths) > MAX_PATHS_INFO:
         raise BadRequest(f"Ask for at most {MAX_PATHS_INFO} paths at once.")
+    expand = str(form_expand).lower() in ("1", "true", "yes")
     commit = repos.resolve_revision(ctx.session, ctx.repo, decode_segment(revision))
     files = ctx.visible_files(repos.commit_files(ctx.session, commit))
     found = []
@@ -96,7 +117,7 @@ async def paths_info(
         info = repos.path_info(files, path.strip("/")) if path.strip("/") else None
         if info is not None:
             found.append(shapes.tree_entry(info))
-    return found
+    return _expanded(ctx, commit, found) if expand else found
 
 
 @router.get("/api/models/{namespace}/{name}/refs")
@@ -120,11 +141,11 @@ def list_commits(
     hidden = ctx.hidden_names()
     out = []
     for c in repos.list_commits(ctx.session, ctx.repo, head):
-        withheld = bool(hidden) and (repos.names_any(c.title, hidden) or repos.names_any(c.message, hidden))
+        title = _title(c, hidden)
         out.append({
             "id": c.oid,
-            "title": WITHHELD_TITLE if withheld else c.title,
-            "message": "" if withheld else c.message,
+            "title": title,
+            "message": "" if title == WITHHELD_TITLE else c.message,
             "authors": [{"user": c.author}],
             "date": shapes.iso(c.created_at),
         })

@@ -434,6 +434,28 @@ def names_any(text: str, names: set[str]) -> bool:
     return any(name in lowered for name in names)
 
 
+def last_commits(session: Session, repo: Repo, head: Commit, paths: Iterable[str],
+                 limit: int = 1000) -> dict[str, Commit]:
+    """For each file or folder path, the newest commit (from `head` back) that changed it: a file's
+    entry, or any file below a folder, differs from the commit's parent."""
+    wanted = {p.strip("/") for p in paths}
+    found: dict[str, Commit] = {}
+    history = list_commits(session, repo, head, limit)
+    newer = commit_files(session, history[0]) if history else {}
+    for index, commit in enumerate(history):
+        older = commit_files(session, history[index + 1]) if index + 1 < len(history) else {}
+        changed = {p for p in set(newer) | set(older) if newer.get(p) != older.get(p)}
+        for path in list(wanted):
+            prefix = path + "/"
+            if path in changed or any(c.startswith(prefix) for c in changed):
+                found[path] = commit
+                wanted.discard(path)
+        if not wanted:
+            break
+        newer = older
+    return found
+
+
 def list_commits(session: Session, repo: Repo, head: Commit, limit: int = 1000) -> list[Commit]:
     by_oid = {c.oid: c for c in session.scalars(select(Commit).where(Commit.repo_id == repo.id))}
     history: list[Commit] = []
