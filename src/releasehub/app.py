@@ -38,6 +38,7 @@ from releasehub.hubapi.upload_routes import router as upload_router
 from releasehub.services import Services
 from releasehub.settings import Settings
 from releasehub.storage import LocalBlobStore
+from releasehub.xet.routes import router as xet_router
 
 log = logging.getLogger("releasehub")
 
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(repo_router)
     app.include_router(tree_router)
     app.include_router(upload_router)
+    app.include_router(xet_router)
     app.include_router(access_router)
     app.include_router(webhook_router)
     app.include_router(profile_router)

@@ -45,6 +45,11 @@ SETTINGS_DOC: dict[str, str] = {
     "audit_checkpoint_seconds": "How often the server sends a signed checkpoint of the audit chain's head to "
                                 "the webhooks subscribed to audit.checkpoint (only when the head moved). "
                                 "0: never.",
+    "xet_token_ttl_seconds": "Lifetime of the CAS tokens the xet-write-token and xet-read-token routes hand out "
+                             "(the client asks for a new one before it expires).",
+    "xet_max_xorb_bytes": "Largest xorb body accepted on the Xet CAS route (the client packs at most 64 MiB of "
+                          "chunk data per xorb; chunk headers add up to 64 KiB).",
+    "xet_max_shard_bytes": "Largest shard body accepted on the Xet CAS route, checked before it is parsed.",
 }
 
 
@@ -74,6 +79,9 @@ class Settings:
     gateway_lease_seconds: int = 600
     audit_key_file: str = ""
     audit_checkpoint_seconds: int = 3600
+    xet_token_ttl_seconds: int = 3600
+    xet_max_xorb_bytes: int = 64 * 1024 * 1024 + 64 * 1024
+    xet_max_shard_bytes: int = 64 * 1024 * 1024
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
@@ -114,3 +122,8 @@ class Settings:
     @property
     def tmp_dir(self) -> Path:
         return self.data_dir / "tmp"
+
+    @property
+    def xet_dir(self) -> Path:
+        """Verified xorbs (`xorbs/`) and the spool of xorb bodies being checked (`tmp/`)."""
+        return self.data_dir / "xet"

@@ -34,6 +34,7 @@ class Permission(enum.StrEnum):
     ACCESS_REQUEST = "access:request"  # a signed-in subject asks for access to a repo they can see
     UPLOAD_LINK = "upload:link"  # signed LFS upload links (the signature is the credential)
     GATEWAY_CALL = "gateway:call"  # the OpenAI-compatible API: an API key, then REPO_READ for its user
+    XET_CAS = "xet:cas"  # the Xet CAS routes: a CAS token (signed, one repo, one user, one direction)
 
 
 @dataclass(frozen=True)
@@ -259,8 +260,8 @@ def decide_subject(subject: Subject, permission: Permission) -> Decision:
     """May this subject call a route that declares `permission` at all (before any repo is known)?"""
     if permission in (Permission.PUBLIC, Permission.REPO_LIST, Permission.REPO_READ, Permission.REPO_DOWNLOAD):
         return Decision.allow("open to anyone; each result is judged by `decide`")
-    if permission in (Permission.UPLOAD_LINK, Permission.GATEWAY_CALL):
-        # Their credential is not a token: a signed link, an API key; their own dependencies check it.
+    if permission in (Permission.UPLOAD_LINK, Permission.GATEWAY_CALL, Permission.XET_CAS):
+        # Their credential is not a token: a signed link, an API key, a CAS token; their own dependencies check it.
         return Decision(False, f"Permission {permission} is checked by its own credential.", 403, "Forbidden")
     if subject.anonymous:
         return Decision(False, "Sign in: pass a token with `Authorization: Bearer <token>` (`hf auth login` or "

@@ -14,6 +14,7 @@ from releasehub.auditlog import models as _audit  # noqa: F401
 from releasehub.webhooks import models as _webhooks  # noqa: F401
 from releasehub.analysis import models as _analysis  # noqa: F401
 from releasehub.gateway import models as _gateway  # noqa: F401
+from releasehub.xet import models as _xet  # noqa: F401
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,0 +1,228 @@
+"""Xet uploads, verified: xorbs into `<data_dir>/xet/xorbs/`, shards into files in the blob store.
+
+Nothing a client declares is trusted. A xorb is stored only once its chunks decompress to their
+declared sizes and hash, as a tree, to the hash in its path; its chunk index is the server's own.
+A shard is accepted only when every xorb it names was sent by this user to this repo (a claim),
+every term's chunk range lies in its xorb and its unpacked size and verification hash (over the
+xorb's own chunk hashes: proof that the client has the data) are right, the file hash recomputed
+from the chunk hashes is the declared one, and the reconstructed content hashes to the sha256
+the shard declares. Then the file is a blob like any other: `blobs` row, the uploader's claim in
+the repo, and the following commit names it as an `lfsFile`.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterable
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from releasehub.db import utcnow
+from releasehub.errors import BadRequest, ChecksumMismatch, PayloadTooLarge
+from releasehub.repos import service as repos
+from releasehub.services import Services
+from releasehub.xet.hashing import file_hash, hash_from_hex, hash_hex, verification_hash
+from releasehub.xet.models import XetFile, XetXorb, XetXorbClaim
+from releasehub.xet.shard import FileInfo, parse_shard
+from releasehub.xet.tokens import CasGrant
+from releasehub.xet.xorb import XorbIndex, iter_chunks, read_xorb
+
+WRITE_BATCH = 4 * 1024 * 1024
+_TERM = struct.Struct("<32sII")
+
+
+def xorb_dir(services: Services) -> Path:
+    return services.settings.xet_dir / "xorbs"
+
+
+def spool_dir(services: Services) -> Path:
+    path = services.settings.xet_dir / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def xorb_path(services: Services, hex_hash: str) -> Path:
+    return xorb_dir(services) / hex_hash[:2] / hex_hash
+
+
+def _insert(session: Session):  # type: ignore[no-untyped-def]
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+# ---------------------------------------------------------------- xorbs
+
+
+def store_xorb(services: Services, grant: CasGrant, hex_hash: str, expected: bytes, spooled: Path) -> bool:
+    """Verify the spooled body, keep it under its hash, record it and the uploader's claim.
+    Returns whether the xorb was new to the server. Raises BadRequest, storing nothing."""
+    with open(spooled, "rb") as handle:
+        index = read_xorb(handle, expected)
+        os.fsync(handle.fileno())
+    target = xorb_path(services, hex_hash)
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(spooled, 0o444)
+        os.replace(spooled, target)  # atomic: the path holds a complete, verified xorb or nothing
+    with services.db.session() as session:
+        insert = _insert(session)
+        new = session.get(XetXorb, hex_hash) is None
+        session.execute(insert(XetXorb).values(
+            hash=hex_hash, num_chunks=len(index.sizes), unpacked_bytes=index.unpacked_bytes,
+            packed_bytes=index.packed_bytes, chunk_index=index.pack(), created_at=utcnow(),
+        ).on_conflict_do_nothing(index_elements=["hash"]))
+        claim = insert(XetXorbClaim).values(repo_id=grant.repo_id, user_id=grant.user_id, xorb_hash=hex_hash,
+                                            received_bytes=index.packed_bytes, created_at=utcnow())
+        session.execute(claim.on_conflict_do_update(
+            index_elements=["repo_id", "user_id", "xorb_hash"],
+            set_={"received_bytes": XetXorbClaim.received_bytes + index.packed_bytes}))
+    return new
+
+
+def received_bytes(session: Session, repo_pk: int) -> int:
+    """Verified xorb bytes received for a repo, all uploads together (a counter for operators and tests)."""
+    return int(session.scalar(select(func.coalesce(func.sum(XetXorbClaim.received_bytes), 0))
+                              .where(XetXorbClaim.repo_id == repo_pk)) or 0)
+
+
+def claimed_xorbs(session: Session, grant: CasGrant, hashes: Iterable[str]) -> dict[str, XorbIndex]:
+    """The indexes of those xorbs that this grant's user sent to this grant's repo."""
+    wanted = sorted(set(hashes))
+    found: dict[str, XorbIndex] = {}
+    for start in range(0, len(wanted), 500):
+        rows = session.execute(
+            select(XetXorb.hash, XetXorb.chunk_index, XetXorb.packed_bytes)
+            .join(XetXorbClaim, XetXorbClaim.xorb_hash == XetXorb.hash)
+            .where(XetXorbClaim.repo_id == grant.repo_id, XetXorbClaim.user_id == grant.user_id,
+                   XetXorb.hash.in_(wanted[start:start + 500]))
+        )
+        for hex_hash, raw, packed in rows:
+            found[hex_hash] = XorbIndex.unpack(hash_from_hex(hex_hash), bytes(raw), packed)
+    return found
+
+
+# ---------------------------------------------------------------- shards
+
+
+@dataclass(frozen=True)
+class VerifiedFile:
+    file_hash: str
+    sha256: str
+    size: int
+    terms: list[tuple[str, int, int]]  # xorb hash, chunk start, chunk end
+
+    def packed_terms(self) -> bytes:
+        return b"".join(_TERM.pack(bytes.fromhex(x), a, b) for x, a, b in self.terms)
+
+
+def verify_file(info: FileInfo, number: int, xorbs: dict[str, XorbIndex], max_bytes: int) -> VerifiedFile:
+    """Check one file of a shard against the server's own xorb indexes."""
+    name = f"File {number} of the shard ({hash_hex(info.file_hash)})"
+    if info.verification is None:
+        raise BadRequest(f"{name} has no verification entries; shard uploads must carry them.")
+    if info.sha256 is None:
+        raise BadRequest(f"{name} has no metadata extension with its sha256; uploads to model repos need it.")
+    chunks: list[tuple[bytes, int]] = []
+    terms = []
+    for term_number, (term, range_hash) in enumerate(zip(info.terms, info.verification)):
+        xorb_hex = hash_hex(term.xorb_hash)
+        index = xorbs.get(xorb_hex)
+        if index is None:
+            raise BadRequest(f"{name} names xorb {xorb_hex}, which you have not uploaded to this repository; "
+                             "upload it (POST /v1/xorbs/default/{hash}) with this repository's CAS token.")
+        count = len(index.chunk_hashes)
+        if not 0 <= term.chunk_start < term.chunk_end <= count:
+            raise BadRequest(f"{name}, term {term_number}: chunks [{term.chunk_start}, {term.chunk_end}) are "
+                             f"outside xorb {xorb_hex}, which holds {count}.")
+        hashes = index.chunk_hashes[term.chunk_start:term.chunk_end]
+        sizes = index.sizes[term.chunk_start:term.chunk_end]
+        if sum(sizes) != term.unpacked_bytes:
+            raise BadRequest(f"{name}, term {term_number}: declares {term.unpacked_bytes} bytes; its chunks "
+                             f"hold {sum(sizes)}.")
+        if verification_hash(hashes) != range_hash:
+            raise BadRequest(f"{name}, term {term_number}: the verification entry does not match the chunks of "
+                             f"xorb {xorb_hex}.")
+        chunks.extend(zip(hashes, sizes))
+        terms.append((xorb_hex, term.chunk_start, term.chunk_end))
+    if not chunks:
+        raise BadRequest(f"{name} has no terms; empty files are committed inline, not through Xet.")
+    if file_hash(chunks) != info.file_hash:
+        raise BadRequest(f"{name}: its chunks hash to file hash {hash_hex(file_hash(chunks))}.")
+    size = sum(s for _, s in chunks)
+    if size > max_bytes:
+        raise PayloadTooLarge(f"{name} has {size} bytes; the limit is {max_bytes}.")
+    # The sha256 is stored in the protocol's word order (see hashing.hash_hex).
+    return VerifiedFile(hash_hex(info.file_hash), hash_hex(info.sha256), size, terms)
+
+
+def _reconstruct(services: Services, verified: VerifiedFile, xorbs: dict[str, XorbIndex]) -> None:
+    """Stream the file's chunks out of its xorbs into the blob store, checked against its sha256."""
+    writer = services.store.writer(max_bytes=services.settings.max_file_bytes, expected_size=verified.size)
+    handles: dict[str, BinaryIO] = {}
+    try:
+        pending = bytearray()
+        for xorb_hex, start, end in verified.terms:
+            handle = handles.get(xorb_hex)
+            if handle is None:
+                handle = handles[xorb_hex] = open(xorb_path(services, xorb_hex), "rb")
+            handle.seek(xorbs[xorb_hex].offsets[start])
+            for _, data in iter_chunks(handle, limit=end - start):
+                pending += data
+                if len(pending) >= WRITE_BATCH:
+                    writer.write(bytes(pending))
+                    pending.clear()
+        if pending:
+            writer.write(bytes(pending))
+        try:
+            writer.commit(verified.sha256)
+        except ChecksumMismatch as exc:
+            raise ChecksumMismatch(f"The file with Xet hash {verified.file_hash} reconstructs to other content "
+                                   f"than sha256 {verified.sha256}, which its shard declares; nothing was "
+                                   "stored.") from exc
+    finally:
+        writer.abort()
+        for handle in handles.values():
+            handle.close()
+
+
+def register_shard(services: Services, grant: CasGrant, body: bytes) -> int:
+    """Verify a shard, reconstruct its files into the blob store and record them with the
+    uploader's claims, all or nothing. Returns 1 when a file was new to this repo, else 0."""
+    shard = parse_shard(body)
+    with services.db.session() as session:
+        xorbs = claimed_xorbs(session, grant, (hash_hex(t.xorb_hash) for f in shard.files for t in f.terms))
+    verified: dict[str, VerifiedFile] = {}
+    for number, info in enumerate(shard.files):
+        checked = verify_file(info, number, xorbs, services.settings.max_file_bytes)
+        verified.setdefault(checked.file_hash, checked)
+    if not verified:
+        return 0
+    with services.db.session() as session:
+        known = dict(session.execute(
+            select(XetFile.file_hash, XetFile.sha256).where(XetFile.file_hash.in_(list(verified))).distinct()
+        ).all())
+    for checked in verified.values():
+        previous = known.get(checked.file_hash)
+        if previous == checked.sha256 and services.store.exists(checked.sha256):
+            continue  # reconstructed and checked by this server before: same chunks, same content
+        if previous is not None and previous != checked.sha256:
+            raise ChecksumMismatch(f"The file with Xet hash {checked.file_hash} has sha256 {previous}, not "
+                                   f"{checked.sha256} as the shard declares; nothing was stored.")
+        _reconstruct(services, checked, xorbs)
+    with services.db.session() as session:
+        repos.insert_blob_rows(session, [(f.sha256, f.size) for f in verified.values()])
+        repos.record_claims(session, grant.repo_id, grant.user_id, [f.sha256 for f in verified.values()])
+        insert = _insert(session)
+        new = session.scalars(select(XetFile.file_hash).where(
+            XetFile.repo_id == grant.repo_id, XetFile.file_hash.in_(list(verified)))).all()
+        session.execute(insert(XetFile).values([
+            {"repo_id": grant.repo_id, "file_hash": f.file_hash, "sha256": f.sha256, "size": f.size,
+             "user_id": grant.user_id, "terms": f.packed_terms(), "created_at": utcnow()}
+            for f in verified.values()
+        ]).on_conflict_do_nothing(index_elements=["repo_id", "file_hash"]))
+    return 1 if len(new) < len(verified) else 0
