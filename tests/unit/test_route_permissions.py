@@ -122,6 +122,7 @@ def test_every_route_refuses_a_subject_lacking_its_permission(tmp_path: Path) ->
         Permission.REPO_CREATE: (reader, "owner/open"),
         Permission.UPLOAD_LINK: (None, "owner/open"),  # a link whose signature does not verify
         Permission.GATEWAY_CALL: (None, "owner/open"),  # no API key
+        Permission.XET_CAS: (None, "owner/open"),  # no CAS token
     }
     called: set[Permission] = set()
     accepted = []
