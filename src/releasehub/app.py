@@ -38,6 +38,7 @@ from releasehub.hubapi.upload_routes import router as upload_router
 from releasehub.services import Services
 from releasehub.settings import Settings
 from releasehub.storage import LocalBlobStore
+from releasehub.xet import service as xet_service
 from releasehub.xet.routes import router as xet_router
 
 log = logging.getLogger("releasehub")
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         if isinstance(services.store, LocalBlobStore):
             # Temporary files of uploads cut off by a crash are never part of any blob.
             services.store.sweep_temporary(older_than_seconds=24 * 3600)
+        xet_service.sweep_spool(services, older_than_seconds=24 * 3600)  # xorb bodies cut off by a crash
         recorder = DownloadRecorder(services.db)
         dispatcher = Dispatcher(services.db, poll_interval=services.settings.webhook_poll_seconds,
                                 allowed_networks=parse_networks(services.settings.webhook_allowed_networks))

@@ -47,6 +47,22 @@ def spool_dir(services: Services) -> Path:
     return path
 
 
+def sweep_spool(services: Services, older_than_seconds: float) -> int:
+    """Remove xorb bodies a crash left in the spool (never verified, never named); returns how many."""
+    import time
+
+    folder = services.settings.xet_dir / "tmp"
+    if not folder.is_dir():
+        return 0
+    cutoff = time.time() - older_than_seconds
+    removed = 0
+    for entry in folder.iterdir():
+        if entry.is_file() and entry.stat().st_mtime <= cutoff:
+            entry.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def xorb_path(services: Services, hex_hash: str) -> Path:
     return xorb_dir(services) / hex_hash[:2] / hex_hash
 
