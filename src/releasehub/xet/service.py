@@ -149,8 +149,10 @@ def verify_file(info: FileInfo, number: int, xorbs: dict[str, XorbIndex], max_by
         xorb_hex = hash_hex(term.xorb_hash)
         index = xorbs.get(xorb_hex)
         if index is None:
-            raise BadRequest(f"{name} names xorb {xorb_hex}, which you have not uploaded to this repository; "
-                             "upload it (POST /v1/xorbs/default/{hash}) with this repository's CAS token.")
+            raise BadRequest(f"{name} names xorb {xorb_hex}, which you have not uploaded to this repository "
+                             "(xorbs sent to another repository do not count). If your client deduplicated "
+                             "against its cache of an upload elsewhere, remove its Xet cache (HF_HOME/xet) or "
+                             "upload with HF_HUB_DISABLE_XET=1.")
         count = len(index.chunk_hashes)
         if not 0 <= term.chunk_start < term.chunk_end <= count:
             raise BadRequest(f"{name}, term {term_number}: chunks [{term.chunk_start}, {term.chunk_end}) are "
