@@ -27,7 +27,7 @@ from releasehub.repos import service as repos
 from releasehub.repos.models import Blob, UploadClaim
 from releasehub.xet import service as xet_service
 from releasehub.xet.hashing import chunk_hash, file_hash, hash_from_hex, hash_hex, verification_hash, xorb_hash
-from releasehub.xet.models import XetFile, XetXorb, XetXorbClaim
+from releasehub.xet.models import XetFile, XetXorb
 from releasehub.xet.shard import FileInfo, Term, build_shard
 from releasehub.xet.xorb import LZ4, build_xorb
 
@@ -349,16 +349,34 @@ def test_hostile_shards_are_refused_and_nothing_visible(server: ServerProcess, o
                       headers={"Authorization": f"Bearer {owner[1]}", "Content-Type": "application/x-ndjson"})
     assert done.status_code == 200, done.text
     assert resolve_bytes(server, repo_id, "file.bin", owner[1]) == up.content
-    # A stranger cannot reuse this repo's xorb in a shard for their own repo.
-    with server.db.session() as session:
-        claims = session.scalar(select(func.count()).select_from(XetXorbClaim)
-                                .where(XetXorbClaim.xorb_hash == up.hash))
-    assert claims == 1
+    # A stranger may reuse this repo's xorb only for chunks of a file they may download.
     stranger, stranger_token = server.user()
     stranger_repo = f"{stranger}/s-{uuid.uuid4().hex[:6]}"
     HfApi(endpoint=server.url, token=stranger_token).create_repo(stranger_repo)
     stranger_headers = cas_headers(server, stranger_repo, stranger_token)
+    api.update_repo_settings(repo_id, private=True)
     refused = httpx.post(f"{server.url}/v1/shards", content=up.shard(), headers=stranger_headers)
     assert refused.status_code == 400
     nothing_visible(server, stranger_repo)
+    api.update_repo_settings(repo_id, private=False)  # now they could download it anyway
+    allowed = httpx.post(f"{server.url}/v1/shards", content=up.shard(), headers=stranger_headers)
+    assert allowed.status_code == 200, allowed.text
 
+
+def test_the_same_file_to_a_second_repo_reuses_the_first_upload(server: ServerProcess, owner: tuple[str, str],
+                                                                 repo_id: str, tmp_path: Path) -> None:
+    """The client's shard cache names the first upload's xorbs and sends none: accepted because the
+    uploader may download the file they were reconstructed into (the claim rule's second half)."""
+    source = tmp_path / "weights.bin"
+    source.write_bytes(random.Random(9).randbytes(900_000))
+    second = f"{owner[0]}/second-{uuid.uuid4().hex[:6]}"
+    HfApi(endpoint=server.url, token=owner[1]).create_repo(second)
+    run_python(server, owner[1], tmp_path / "hf-home", """
+        from huggingface_hub import HfApi
+        for repo in sys.argv[2:]:
+            HfApi().upload_file(path_or_fileobj=sys.argv[1], path_in_repo="weights.bin", repo_id=repo)
+    """, str(source), repo_id, second)
+    with server.db.session() as session:
+        assert xet_service.received_bytes(session, repo_pk(server, repo_id)) > 900_000
+        assert xet_service.received_bytes(session, repo_pk(server, second)) == 0
+    assert resolve_bytes(server, second, "weights.bin", owner[1]) == source.read_bytes()

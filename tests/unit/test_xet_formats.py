@@ -193,3 +193,13 @@ def test_cas_tokens_are_signed_scoped_and_expire() -> None:
     for header in (None, "", token, "Bearer rh_abc", "Basic x"):
         with pytest.raises(Unauthorized):
             tokens.verify(key, header, tokens.WRITE, now=1000)
+
+
+def test_readable_ranges_cover_only_inside_files() -> None:
+    from releasehub.xet.reuse import covered
+
+    ranges = [(0, 10), (10, 20), (30, 40)]
+    assert covered(ranges, 0, 10) and covered(ranges, 5, 20)  # adjacent files' terms join
+    assert covered(ranges, 31, 39)
+    assert not covered(ranges, 15, 31)  # a gap: chunks of no readable file
+    assert not covered(ranges, 35, 41) and not covered([], 0, 1)

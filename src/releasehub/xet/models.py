@@ -53,3 +53,14 @@ class XetFile(Base):
     user_id: Mapped[int] = mapped_column(Integer)
     terms: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class XetFileXorb(Base):
+    """Which xorbs a reconstructed file's terms use: finds the files a xorb serves (the claim rule's
+    "may already read" half)."""
+
+    __tablename__ = "xet_file_xorbs"
+
+    repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
+    file_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    xorb_hash: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)

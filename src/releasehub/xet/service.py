@@ -28,7 +28,8 @@ from releasehub.errors import BadRequest, ChecksumMismatch, PayloadTooLarge
 from releasehub.repos import service as repos
 from releasehub.services import Services
 from releasehub.xet.hashing import file_hash, hash_from_hex, hash_hex, verification_hash
-from releasehub.xet.models import XetFile, XetXorb, XetXorbClaim
+from releasehub.xet import reuse
+from releasehub.xet.models import XetFile, XetFileXorb, XetXorb, XetXorbClaim
 from releasehub.xet.shard import FileInfo, parse_shard
 from releasehub.xet.tokens import CasGrant
 from releasehub.xet.xorb import XorbIndex, iter_chunks, read_xorb
@@ -106,18 +107,17 @@ def received_bytes(session: Session, repo_pk: int) -> int:
                               .where(XetXorbClaim.repo_id == repo_pk)) or 0)
 
 
-def claimed_xorbs(session: Session, grant: CasGrant, hashes: Iterable[str]) -> dict[str, XorbIndex]:
-    """The indexes of those xorbs that this grant's user sent to this grant's repo."""
+def load_indexes(session: Session, hashes: Iterable[str], grant: CasGrant | None = None) -> dict[str, XorbIndex]:
+    """The indexes of those stored xorbs; with `grant`, only those its user sent to its repo."""
     wanted = sorted(set(hashes))
     found: dict[str, XorbIndex] = {}
     for start in range(0, len(wanted), 500):
-        rows = session.execute(
-            select(XetXorb.hash, XetXorb.chunk_index, XetXorb.packed_bytes)
-            .join(XetXorbClaim, XetXorbClaim.xorb_hash == XetXorb.hash)
-            .where(XetXorbClaim.repo_id == grant.repo_id, XetXorbClaim.user_id == grant.user_id,
-                   XetXorb.hash.in_(wanted[start:start + 500]))
-        )
-        for hex_hash, raw, packed in rows:
+        query = select(XetXorb.hash, XetXorb.chunk_index, XetXorb.packed_bytes).where(
+            XetXorb.hash.in_(wanted[start:start + 500]))
+        if grant is not None:
+            query = query.join(XetXorbClaim, XetXorbClaim.xorb_hash == XetXorb.hash).where(
+                XetXorbClaim.repo_id == grant.repo_id, XetXorbClaim.user_id == grant.user_id)
+        for hex_hash, raw, packed in session.execute(query):
             found[hex_hash] = XorbIndex.unpack(hash_from_hex(hex_hash), bytes(raw), packed)
     return found
 
@@ -133,11 +133,13 @@ class VerifiedFile:
     terms: list[tuple[str, int, int]]  # xorb hash, chunk start, chunk end
 
     def packed_terms(self) -> bytes:
-        return b"".join(_TERM.pack(bytes.fromhex(x), a, b) for x, a, b in self.terms)
+        return b"".join(_TERM.pack(hash_from_hex(x), a, b) for x, a, b in self.terms)
 
 
-def verify_file(info: FileInfo, number: int, xorbs: dict[str, XorbIndex], max_bytes: int) -> VerifiedFile:
-    """Check one file of a shard against the server's own xorb indexes."""
+def verify_file(info: FileInfo, number: int, xorbs: dict[str, XorbIndex], readable: reuse.Ranges,
+                max_bytes: int) -> VerifiedFile:
+    """Check one file of a shard against the server's own xorb indexes. A xorb in `readable`
+    (not sent by the uploader to this repo) serves only terms inside those chunk ranges."""
     name = f"File {number} of the shard ({hash_hex(info.file_hash)})"
     if info.verification is None:
         raise BadRequest(f"{name} has no verification entries; shard uploads must carry them.")
@@ -150,13 +152,16 @@ def verify_file(info: FileInfo, number: int, xorbs: dict[str, XorbIndex], max_by
         index = xorbs.get(xorb_hex)
         if index is None:
             raise BadRequest(f"{name} names xorb {xorb_hex}, which you have not uploaded to this repository "
-                             "(xorbs sent to another repository do not count). If your client deduplicated "
-                             "against its cache of an upload elsewhere, remove its Xet cache (HF_HOME/xet) or "
-                             "upload with HF_HUB_DISABLE_XET=1.")
+                             "and which holds no file you may download. Upload it (POST "
+                             "/v1/xorbs/default/{hash}) with this repository's CAS token.")
         count = len(index.chunk_hashes)
         if not 0 <= term.chunk_start < term.chunk_end <= count:
             raise BadRequest(f"{name}, term {term_number}: chunks [{term.chunk_start}, {term.chunk_end}) are "
                              f"outside xorb {xorb_hex}, which holds {count}.")
+        if xorb_hex in readable and not reuse.covered(readable[xorb_hex], term.chunk_start, term.chunk_end):
+            raise BadRequest(f"{name} names chunks [{term.chunk_start}, {term.chunk_end}) of xorb {xorb_hex}, "
+                             "which you have not uploaded to this repository and which are not part of a file "
+                             "you may download.")
         hashes = index.chunk_hashes[term.chunk_start:term.chunk_end]
         sizes = index.sizes[term.chunk_start:term.chunk_end]
         if sum(sizes) != term.unpacked_bytes:
@@ -212,11 +217,14 @@ def register_shard(services: Services, grant: CasGrant, body: bytes) -> int:
     """Verify a shard, reconstruct its files into the blob store and record them with the
     uploader's claims, all or nothing. Returns 1 when a file was new to this repo, else 0."""
     shard = parse_shard(body)
+    named = {hash_hex(t.xorb_hash) for f in shard.files for t in f.terms}
     with services.db.session() as session:
-        xorbs = claimed_xorbs(session, grant, (hash_hex(t.xorb_hash) for f in shard.files for t in f.terms))
+        xorbs = load_indexes(session, named, grant)
+        readable = reuse.readable_ranges(session, grant.user_id, named - set(xorbs))
+        xorbs.update(load_indexes(session, readable))
     verified: dict[str, VerifiedFile] = {}
     for number, info in enumerate(shard.files):
-        checked = verify_file(info, number, xorbs, services.settings.max_file_bytes)
+        checked = verify_file(info, number, xorbs, readable, services.settings.max_file_bytes)
         verified.setdefault(checked.file_hash, checked)
     if not verified:
         return 0
@@ -243,4 +251,8 @@ def register_shard(services: Services, grant: CasGrant, body: bytes) -> int:
              "user_id": grant.user_id, "terms": f.packed_terms(), "created_at": utcnow()}
             for f in verified.values()
         ]).on_conflict_do_nothing(index_elements=["repo_id", "file_hash"]))
+        uses = {(f.file_hash, xorb) for f in verified.values() for xorb, _, _ in f.terms}
+        session.execute(insert(XetFileXorb).values([
+            {"repo_id": grant.repo_id, "file_hash": file_hash_, "xorb_hash": xorb} for file_hash_, xorb in sorted(uses)
+        ]).on_conflict_do_nothing(index_elements=["repo_id", "file_hash", "xorb_hash"]))
     return 1 if len(new) < len(verified) else 0

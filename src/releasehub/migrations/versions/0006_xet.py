@@ -1,4 +1,4 @@
-"""xet: verified xorbs and their chunk index, xorb claims per repo and user, reconstructed files
+"""xet: verified xorbs and their chunk index, xorb claims per repo and user, reconstructed files and their xorbs
 
 Revision ID: 0006
 Revises: 0005
@@ -50,9 +50,21 @@ def upgrade() -> None:
     with op.batch_alter_table('xet_files', schema=None) as batch_op:
         batch_op.create_index('ix_xet_files_sha256', ['sha256'], unique=False)
         batch_op.create_index('ix_xet_files_file_hash', ['file_hash'], unique=False)
+    op.create_table('xet_file_xorbs',
+    sa.Column('repo_id', sa.Integer(), nullable=False),
+    sa.Column('file_hash', sa.String(length=64), nullable=False),
+    sa.Column('xorb_hash', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['repo_id'], ['repos.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('repo_id', 'file_hash', 'xorb_hash')
+    )
+    with op.batch_alter_table('xet_file_xorbs', schema=None) as batch_op:
+        batch_op.create_index('ix_xet_file_xorbs_xorb_hash', ['xorb_hash'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('xet_file_xorbs', schema=None) as batch_op:
+        batch_op.drop_index('ix_xet_file_xorbs_xorb_hash')
+    op.drop_table('xet_file_xorbs')
     with op.batch_alter_table('xet_files', schema=None) as batch_op:
         batch_op.drop_index('ix_xet_files_file_hash')
         batch_op.drop_index('ix_xet_files_sha256')
