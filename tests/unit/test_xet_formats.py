@@ -203,3 +203,13 @@ def test_readable_ranges_cover_only_inside_files() -> None:
     assert covered(ranges, 31, 39)
     assert not covered(ranges, 15, 31)  # a gap: chunks of no readable file
     assert not covered(ranges, 35, 41) and not covered([], 0, 1)
+
+
+def test_a_shard_naming_too_many_chunks_is_refused_before_any_work() -> None:
+    from releasehub.errors import PayloadTooLarge
+    from releasehub.xet import service
+
+    terms = [Term(b"\x01" * 32, 1, 0, 8192)] * 1025  # 8.4 M chunk references
+    body = build_shard([FileInfo(b"\x02" * 32, terms, [bytes(32)] * 1025, b"\x03" * 32)])
+    with pytest.raises(PayloadTooLarge):
+        service.register_shard(None, None, body)  # type: ignore[arg-type]  # refused before it needs either

@@ -32,9 +32,12 @@ from releasehub.xet import reuse
 from releasehub.xet.models import XetFile, XetFileXorb, XetXorb, XetXorbClaim
 from releasehub.xet.shard import FileInfo, parse_shard
 from releasehub.xet.tokens import CasGrant
-from releasehub.xet.xorb import XorbIndex, iter_chunks, read_xorb
+from releasehub.xet.xorb import MAX_CHUNKS, XorbIndex, iter_chunks, read_xorb
 
 WRITE_BATCH = 4 * 1024 * 1024
+# Chunks that one shard's terms may name, all files together: bounds the hashing a shard costs
+# (about 500 GiB of content at the chunker's 64 KiB average).
+MAX_SHARD_CHUNK_REFS = 8 * 1024 * 1024
 _TERM = struct.Struct("<32sII")
 
 
@@ -217,6 +220,10 @@ def register_shard(services: Services, grant: CasGrant, body: bytes) -> int:
     """Verify a shard, reconstruct its files into the blob store and record them with the
     uploader's claims, all or nothing. Returns 1 when a file was new to this repo, else 0."""
     shard = parse_shard(body)
+    refs = sum(max(0, min(t.chunk_end, MAX_CHUNKS) - t.chunk_start) for f in shard.files for t in f.terms)
+    if refs > MAX_SHARD_CHUNK_REFS:
+        raise PayloadTooLarge(f"The shard's terms name {refs} chunks; a shard may name at most "
+                              f"{MAX_SHARD_CHUNK_REFS}. Upload fewer files per shard.")
     named = {hash_hex(t.xorb_hash) for f in shard.files for t in f.terms}
     with services.db.session() as session:
         xorbs = load_indexes(session, named, grant)
