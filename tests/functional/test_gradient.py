@@ -107,6 +107,15 @@ def test_a_commit_cannot_claim_content_stored_for_another_repo(server: Any, api:
     assert batch.status_code == 200
     assert "actions" in batch.json()["objects"][0]
 
+    # No Xet read token for a subject who may not download from the repo at all (gated without a
+    # grant, hidden): the answer is the download's. (Stages and hosted-only are decided per file.)
+    read_token = httpx.get(f"{server.url}/api/models/{victim}/xet-read-token/main", headers=auth(bob_token))
+    download = httpx.get(f"{server.url}/{victim}/resolve/main/model.safetensors", headers=auth(bob_token))
+    if kind in ("gated", "private"):
+        assert "accessToken" not in read_token.text
+        assert (read_token.status_code, read_token.headers["X-Error-Code"]) == (
+            download.status_code, download.headers["X-Error-Code"])
+
 
 def org_with_writer(server: Any, owner: str) -> tuple[str, str, str]:
     """An organisation owned by `owner` with one more member of the write role: (org, writer, token)."""
@@ -286,7 +295,8 @@ def test_a_hidden_repo_answers_exactly_as_a_missing_one(server: Any, api: HfApi,
     missing = f"{owner[0]}/missing-{uuid.uuid4().hex[:6]}"
     _, outsider = server.user()
     urls = ["/api/models/{r}", "/api/models/{r}/tree/main", "/api/models/{r}/commits/main", "/{r}/resolve/main/README.md",
-            "/api/models/{r}/refs", "/api/models/{r}/access-terms"]
+            "/api/models/{r}/refs", "/api/models/{r}/access-terms", "/api/models/{r}/xet-read-token/main",
+            "/api/models/{r}/xet-write-token/main", "/api/models/{r}/auth-check"]
     for token in (None, outsider):
         for url in urls:
             for method in ("GET", "HEAD"):
