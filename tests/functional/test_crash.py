@@ -305,3 +305,99 @@ def test_kill_during_commits(crashable: Crashable, monkeypatch: pytest.MonkeyPat
     after = api.create_commit(repo_id, [CommitOperationAdd("after-restart.txt", b"ok")],
                               commit_message="after restart", parent_commit=head)
     assert [c.commit_id for c in api.list_repo_commits(repo_id)][:2] == [after.oid, head]
+
+
+# ---------------------------------------------------------------- (c) kill during a Xet xorb upload
+
+
+def test_kill_during_a_xet_xorb_upload(crashable: Crashable, tmp_path: Path) -> None:
+    """Half a xorb body is on the wire (and partly spooled) when the server is killed: after a
+    restart the repo is as before, no xorb, blob, claim or Xet file exists for it, the spool is
+    swept, and the real client then uploads the same file through Xet."""
+    from sqlalchemy import func, select
+    from test_xet import cas_headers, run_python
+
+    from releasehub.repos import service as repos
+    from releasehub.repos.models import Blob, UploadClaim
+    from releasehub.xet.hashing import chunk_hash, hash_hex, xorb_hash
+    from releasehub.xet.models import XetFile, XetXorb, XetXorbClaim
+    from releasehub.xet.xorb import LZ4, build_xorb
+
+    server = crashable.start()
+    user, token = server.user()
+    api = HfApi(endpoint=server.url, token=token)
+    repo_id = f"{user}/crash-xet"
+    api.create_repo(repo_id)
+    before = api.upload_file(path_or_fileobj=b"version 1\n", path_in_repo="notes.txt", repo_id=repo_id)
+    commits_before = [c.commit_id for c in api.list_repo_commits(repo_id)]
+
+    rng = random.Random(13)
+    chunks = [rng.randbytes(64 * 1024) for _ in range(160)]  # about 10 MiB, incompressible
+    xorb = build_xorb(chunks, LZ4)
+    name = hash_hex(xorb_hash([(chunk_hash(c), len(c)) for c in chunks]))
+    content = b"".join(chunks)
+    sha = hashlib.sha256(content).hexdigest()
+    headers = cas_headers(server, repo_id, token)  # type: ignore[arg-type]
+    half = len(xorb) // 2
+    halfway, killed = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def body() -> Iterator[bytes]:
+        for start in range(0, half, 256 * 1024):
+            yield xorb[start:min(start + 256 * 1024, half)]
+        halfway.set()
+        killed.wait(60)
+
+    def upload() -> None:
+        try:
+            outcome.append(httpx.post(f"{server.url}/v1/xorbs/default/{name}", content=body(), headers=headers,
+                                      timeout=60).status_code)
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=upload, daemon=True)
+    thread.start()
+    assert halfway.wait(60), "the xorb upload never got going"
+    spool = crashable.data_dir / "xet" / "tmp"
+    _wait_for(lambda: any(p.stat().st_size >= 4 * MiB for p in spool.iterdir() if p.is_file()), 30,
+              "the server to spool part of the xorb")
+    crashable.kill()
+    killed.set()
+    thread.join(60)
+    assert outcome and outcome[0] != 200, outcome
+    leftovers = [p for p in spool.iterdir() if p.is_file()]
+    assert leftovers, "expected the interrupted xorb's spooled body"
+    two_days_ago = time.time() - 2 * 24 * 3600
+    for path in leftovers:
+        os.utime(path, (two_days_ago, two_days_ago))
+
+    server = crashable.start()
+    assert not any(p.exists() for p in leftovers), "the start-up sweep left spooled xorb bodies behind"
+    assert not (crashable.data_dir / "xet" / "xorbs" / name[:2] / name).exists()
+    with server.db.session() as session:
+        repo = repos.find_repo(session, user, "crash-xet")
+        assert repo is not None
+        assert session.get(XetXorb, name) is None
+        assert session.scalar(select(func.count()).select_from(XetXorbClaim)
+                              .where(XetXorbClaim.repo_id == repo.id)) == 0
+        assert session.scalar(select(func.count()).select_from(XetFile).where(XetFile.repo_id == repo.id)) == 0
+        assert session.scalar(select(func.count()).select_from(UploadClaim)
+                              .where(UploadClaim.repo_id == repo.id)) == 0
+        assert session.get(Blob, sha) is None
+    api = HfApi(endpoint=server.url, token=token)
+    assert api.model_info(repo_id).sha == before.oid
+    assert [c.commit_id for c in api.list_repo_commits(repo_id)] == commits_before
+    assert sorted(api.list_repo_files(repo_id)) == [".gitattributes", "notes.txt"]
+
+    # The real client (Xet) uploads the same file afterwards, and it reads back whole.
+    source = tmp_path / "weights.bin"
+    source.write_bytes(content)
+    run_python(server, token, tmp_path / "hf-home", """
+        from huggingface_hub import HfApi
+        HfApi().upload_file(path_or_fileobj=sys.argv[1], path_in_repo="weights.bin", repo_id=sys.argv[2])
+    """, str(source), repo_id)
+    with server.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(XetFile).where(XetFile.sha256 == sha)) == 1
+    got = httpx.get(f"{server.url}/{repo_id}/resolve/main/weights.bin", timeout=60)
+    assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == sha
+    _assert_blob_store_sound(crashable.data_dir)
