@@ -14,6 +14,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -73,7 +74,6 @@ def resolve_bytes(server: ServerProcess, repo_id: str, path: str, token: str) ->
     answer = httpx.get(f"{server.url}/{repo_id}/resolve/main/{path}", headers={"Authorization": f"Bearer {token}"},
                        follow_redirects=True, timeout=60)
     assert answer.status_code == 200, answer.text
-    assert "x-xet-hash" not in answer.headers  # downloads stay plain HTTP
     return answer.content
 
 
@@ -114,7 +114,7 @@ def test_hf_upload_of_a_folder_goes_through_xet(server: ServerProcess, owner: tu
     assert xet_files(server, repo_id) == {sha256_of(files["model.bin"]): 700_000,
                                           sha256_of(files["sub/weights.safetensors"]): 300_001}
     assert_downloads_identical(server, repo_id, owner[1], files, tmp_path)
-    # And with hf_xet enabled on the download side too (the server advertises no Xet: plain HTTP).
+    # And with hf_xet enabled on the download side too (through Xet: see the download tests below).
     out = run_python(server, owner[1], tmp_path / "hf-home", """
         from huggingface_hub import snapshot_download
         print(snapshot_download(sys.argv[1], local_dir=sys.argv[2]))
@@ -380,3 +380,197 @@ def test_the_same_file_to_a_second_repo_reuses_the_first_upload(server: ServerPr
         assert xet_service.received_bytes(session, repo_pk(server, repo_id)) > 900_000
         assert xet_service.received_bytes(session, repo_pk(server, second)) == 0
     assert resolve_bytes(server, second, "weights.bin", owner[1]) == source.read_bytes()
+
+
+# ---------------------------------------------------------------- downloads through Xet
+
+
+def served(server: ServerProcess) -> tuple[int, int]:
+    """(reconstructions, xorb ranges) the server has served so far, from its log."""
+    text = server.log()
+    return text.count("xet reconstruction served"), text.count("xet xorb range served")
+
+
+def xet_hash_of(server: ServerProcess, repo_id: str, sha256: str) -> str:
+    with server.db.session() as session:
+        found = session.scalar(select(XetFile.file_hash).where(XetFile.repo_id == repo_pk(server, repo_id),
+                                                               XetFile.sha256 == sha256))
+    assert found is not None
+    return found
+
+
+def test_xet_uploads_download_through_xet_and_lfs_uploads_over_http(
+        server: ServerProcess, owner: tuple[str, str], repo_id: str, tmp_path: Path) -> None:
+    files = make_folder(tmp_path / "folder")
+    run_python(server, owner[1], tmp_path / "up-home", """
+        from huggingface_hub import HfApi
+        HfApi().upload_folder(folder_path=sys.argv[2], repo_id=sys.argv[1])
+    """, repo_id, str(tmp_path / "folder"))
+    # One LFS file sent over LFS (in-process client: HF_HUB_DISABLE_XET), never Xet-advertised.
+    lfs_file = tmp_path / "lfs.bin"
+    lfs_file.write_bytes(random.Random(21).randbytes(400_000))
+    HfApi(endpoint=server.url, token=owner[1]).upload_file(path_or_fileobj=str(lfs_file), path_in_repo="lfs.bin",
+                                                           repo_id=repo_id)
+    files["lfs.bin"] = lfs_file
+    xet_paths = {"model.bin", "sub/weights.safetensors"}
+    hashes = {p: xet_hash_of(server, repo_id, sha256_of(files[p])) for p in xet_paths}
+    headers = {"Authorization": f"Bearer {owner[1]}"}
+    for path in files:
+        head = httpx.head(f"{server.url}/{repo_id}/resolve/main/{path}", headers=headers)
+        assert head.status_code == 200
+        if path in xet_paths:
+            assert head.headers["X-Xet-Hash"] == hashes[path]
+            assert head.links["xet-auth"]["url"].startswith(f"{server.url}/api/models/{repo_id}/xet-read-token/")
+        else:
+            assert "x-xet-hash" not in head.headers and "xet-auth" not in head.links, path
+    tree = httpx.get(f"{server.url}/api/models/{repo_id}/tree/main", params={"recursive": "1"}, headers=headers)
+    assert {e["path"]: e.get("xetHash") for e in tree.json() if e["type"] == "file"} == {
+        ".gitattributes": None, **{p: hashes.get(p) for p in files}}
+    info = httpx.post(f"{server.url}/api/models/{repo_id}/paths-info/main", headers=headers,
+                      data={"paths": ["model.bin", "lfs.bin"]}).json()
+    assert {e["path"]: e.get("xetHash") for e in info} == {"model.bin": hashes["model.bin"], "lfs.bin": None}
+
+    before = served(server)
+    out = run_python(server, owner[1], tmp_path / "down-home", """
+        from huggingface_hub import hf_hub_download, snapshot_download
+        repo, target = sys.argv[1:3]
+        print(hf_hub_download(repo, "model.bin", cache_dir=target + "/cache"))
+        print(hf_hub_download(repo, "lfs.bin", cache_dir=target + "/cache"))
+        print(hf_hub_download(repo, "sub/weights.safetensors", cache_dir=target + "/anon", token=False))
+        print(snapshot_download(repo, local_dir=target + "/snap"))
+    """, repo_id, str(tmp_path / "down"))
+    model, lfs, weights, _ = out.split()
+    assert Path(model).read_bytes() == files["model.bin"].read_bytes()
+    assert Path(lfs).read_bytes() == lfs_file.read_bytes()
+    assert Path(weights).read_bytes() == files["sub/weights.safetensors"].read_bytes()
+    for name, local in files.items():
+        assert (tmp_path / "down" / "snap" / name).read_bytes() == local.read_bytes(), name
+    after = served(server)
+    # Three Xet downloads of the two Xet files (the snapshot may reuse the shared blob store).
+    assert after[0] - before[0] >= 3 and after[1] - before[1] >= 3, (before, after)
+
+
+def cas_get(server: ServerProcess, path: str, cas: dict[str, str], **headers: str) -> httpx.Response:
+    return httpx.get(f"{server.url}{path}", headers={**cas, **headers})
+
+
+def test_reconstructions_are_decided_and_xorb_links_signed(server: ServerProcess, owner: tuple[str, str],
+                                                           repo_id: str) -> None:
+    from releasehub.services import load_signing_key
+    from releasehub.xet.tokens import RangeLink
+
+    # By hand: one xorb of three chunks; the committed file uses only the first two.
+    headers = cas_headers(server, repo_id, owner[1])
+    up = Upload(31, sizes=(70_000, 50_000, 9_000))
+    assert httpx.post(f"{server.url}/v1/xorbs/default/{up.hash}", content=up.xorb, headers=headers).status_code == 200
+    info = up.file_info(chunk_end=2)
+    two = b"".join(up.chunks[:2])
+    info = FileInfo(info.file_hash, info.terms, info.verification, hash_from_hex(hashlib.sha256(two).hexdigest()))
+    assert httpx.post(f"{server.url}/v1/shards", content=build_shard([info]), headers=headers).status_code == 200
+    sha = hashlib.sha256(two).hexdigest()
+    commit = (
+        '{"key":"header","value":{"summary":"xet file"}}\n'
+        f'{{"key":"lfsFile","value":{{"path":"weights/a.bin","algo":"sha256","oid":"{sha}","size":{len(two)}}}}}\n'
+    )
+    done = httpx.post(f"{server.url}/api/models/{repo_id}/commit/main", content=commit,
+                      headers={"Authorization": f"Bearer {owner[1]}", "Content-Type": "application/x-ndjson"})
+    assert done.status_code == 200, done.text
+    file_id = hash_hex(info.file_hash)
+    _, outsider = server.user()
+    read = cas_headers(server, repo_id, outsider, "read")
+    answer = cas_get(server, f"/v1/reconstructions/{file_id}", read)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["offset_into_first_range"] == 0
+    assert body["terms"] == [{"hash": up.hash, "unpacked_length": len(two), "range": {"start": 0, "end": 2}}]
+    (fetch,) = body["fetch_info"][up.hash]
+    first_two = len(build_xorb(up.chunks[:2], LZ4))
+    # The link covers only this file's chunks, not the third chunk packed in the same xorb.
+    assert fetch["url_range"] == {"start": 0, "end": first_two - 1} and first_two < len(up.xorb)
+    url = fetch["url"]
+    whole = httpx.get(url)  # no bearer token: the link is the credential
+    assert whole.status_code == 200 and whole.content == up.xorb[:first_two]
+    part = httpx.get(url, headers={"Range": "bytes=8-99"})
+    assert part.status_code == 206 and part.content == up.xorb[8:100]
+    assert part.headers["Content-Range"] == f"bytes 8-99/{len(up.xorb)}"
+    assert httpx.get(url, headers={"Range": f"bytes=0-{len(up.xorb) - 1}"}).status_code == 403  # outside the link
+    changed = url.replace(f"bytes=0-{first_two - 1}", f"bytes=0-{len(up.xorb) - 1}")
+    assert changed != url and httpx.get(changed).status_code == 403
+    key = load_signing_key(server.db)
+    expired = RangeLink(up.hash, 0, first_two - 1, int(time.time()) - 5)
+    assert httpx.get(f"{server.url}/v1/xorb-ranges/{up.hash}?{expired.query(key)}").status_code == 403
+    assert httpx.get(url.replace("sig=", "sig=0")).status_code == 403
+    # Range: inside the file (the second chunk only), and past its end.
+    ranged = cas_get(server, f"/v1/reconstructions/{file_id}", read, Range="bytes=70010-70019").json()
+    assert ranged["offset_into_first_range"] == 10
+    assert ranged["terms"] == [{"hash": up.hash, "unpacked_length": 50_000, "range": {"start": 1, "end": 2}}]
+    assert cas_get(server, f"/v1/reconstructions/{file_id}", read, Range=f"bytes={len(two)}-").status_code == 416
+    # A write token, no token: refused; v2 is not served (the client falls back to v1).
+    assert cas_get(server, f"/v1/reconstructions/{file_id}", headers).status_code == 403
+    assert httpx.get(f"{server.url}/v1/reconstructions/{file_id}").status_code == 401
+    assert cas_get(server, f"/v2/reconstructions/{file_id}", read).status_code == 404
+
+    def same_as_unknown(answer: httpx.Response, asked: str) -> None:
+        unknown = "0" * 63 + "1"
+        none = cas_get(server, f"/v1/reconstructions/{unknown}", read)
+        assert answer.status_code == 404
+        assert (answer.headers.get("X-Error-Code"), answer.headers["X-Error-Message"].replace(asked, "H"),
+                answer.text.replace(asked, "H")) == (none.headers.get("X-Error-Code"),
+                                                      none.headers["X-Error-Message"].replace(unknown, "H"),
+                                                      none.text.replace(unknown, "H"))
+
+    # A stage hides weights/** from outsiders: the same token's reconstruction answers as for no file.
+    answer = httpx.put(f"{server.url}/api/models/{repo_id}/policy", headers={"Authorization": f"Bearer {owner[1]}"},
+                       json={"stages": [{"name": "later", "files": ["weights/**"], "releases": []}]})
+    assert answer.status_code == 200, answer.text
+    same_as_unknown(cas_get(server, f"/v1/reconstructions/{file_id}", read), file_id)
+    head = httpx.head(f"{server.url}/{repo_id}/resolve/main/weights/a.bin", headers={"Authorization": f"Bearer {outsider}"})
+    assert head.status_code == 404 and "x-xet-hash" not in head.headers
+    tree = httpx.get(f"{server.url}/api/models/{repo_id}/tree/main", params={"recursive": "1"},
+                     headers={"Authorization": f"Bearer {outsider}"}).text
+    assert file_id not in tree and "weights" not in tree
+    own = cas_get(server, f"/v1/reconstructions/{file_id}", cas_headers(server, repo_id, owner[1], "read"))
+    assert own.status_code == 200  # the owner may download it
+    # A token of another repo, even a public one with the owner's token: 404 as for an unknown hash.
+    elsewhere = f"{owner[0]}/other-{uuid.uuid4().hex[:6]}"
+    HfApi(endpoint=server.url, token=owner[1]).create_repo(elsewhere)
+    other_read = cas_headers(server, elsewhere, owner[1], "read")
+    answer = cas_get(server, f"/v1/reconstructions/{file_id}", other_read)
+    assert answer.status_code == 404
+
+
+def test_a_gated_repo_gives_no_read_token_and_no_reconstruction_without_a_grant(
+        server: ServerProcess, owner: tuple[str, str], repo_id: str, tmp_path: Path) -> None:
+    source = tmp_path / "w.bin"
+    source.write_bytes(random.Random(41).randbytes(300_000))
+    run_python(server, owner[1], tmp_path / "home", """
+        from huggingface_hub import HfApi
+        HfApi().upload_file(path_or_fileobj=sys.argv[2], path_in_repo="w.bin", repo_id=sys.argv[1])
+    """, repo_id, str(source))
+    file_id = xet_hash_of(server, repo_id, sha256_of(source))
+    _, outsider = server.user()
+    early = cas_headers(server, repo_id, outsider, "read")  # before the gate
+    HfApi(endpoint=server.url, token=owner[1]).update_repo_settings(repo_id, gated="manual")
+    assert write_token(server, repo_id, outsider, "read").status_code == 403
+    head = httpx.head(f"{server.url}/{repo_id}/resolve/main/w.bin", headers={"Authorization": f"Bearer {outsider}"})
+    assert head.status_code == 403 and "x-xet-hash" not in head.headers and "link" not in head.headers
+    tree = httpx.get(f"{server.url}/api/models/{repo_id}/tree/main", headers={"Authorization": f"Bearer {outsider}"})
+    # The tree of a gated repo is readable; the entry may carry its Xet hash, but no token reads it.
+    assert tree.status_code == 200
+    refused = cas_get(server, f"/v1/reconstructions/{file_id}", early)
+    unknown = cas_get(server, f"/v1/reconstructions/{'0' * 64}", early)
+    assert refused.status_code == unknown.status_code == 404
+    assert refused.headers["X-Error-Message"].replace(file_id, "H") == \
+        unknown.headers["X-Error-Message"].replace("0" * 64, "H")
+    # The real client, without a grant, gets no file (and no read token), with Xet enabled.
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import sys
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import GatedRepoError
+        try:
+            hf_hub_download(sys.argv[1], "w.bin", cache_dir=sys.argv[2])
+        except GatedRepoError:
+            print("gated")
+    """), repo_id, str(tmp_path / "c")], env=client_env(server, outsider, tmp_path / "h2"), capture_output=True,
+        text=True, timeout=120)
+    assert done.stdout.strip() == "gated", done.stdout + done.stderr

@@ -34,7 +34,8 @@ class Permission(enum.StrEnum):
     ACCESS_REQUEST = "access:request"  # a signed-in subject asks for access to a repo they can see
     UPLOAD_LINK = "upload:link"  # signed LFS upload links (the signature is the credential)
     GATEWAY_CALL = "gateway:call"  # the OpenAI-compatible API: an API key, then REPO_READ for its user
-    XET_CAS = "xet:cas"  # the Xet CAS routes: a CAS token (signed, one repo, one user, one direction)
+    XET_CAS = "xet:cas"  # the Xet CAS routes: a CAS token (signed, one repo, one user, one direction),
+    # or for xorb range URLs a signed link (one xorb, one byte range, an expiry)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from releasehub.repos import service as repos
 from releasehub.repos.paths import validate_path
 from releasehub.repos.service import FileState
 from releasehub.services import Services
+from releasehub.xet import downloads as xet_downloads
 
 router = APIRouter(tags=["files"])
 
@@ -42,6 +43,7 @@ class ResolvedFile:
     local: Path | None
     repo_id: str
     actor: str | None
+    xet_hash: str | None = None  # uploaded through Xet to this repo: the answer advertises Xet
 
 
 def _file_decision(subject: Subject, policy: RepoPolicy, grant: Grant | None, path: str, commit_oid: str,
@@ -73,7 +75,7 @@ def _lookup(services: Services, authorization: str | None, namespace: str, name:
     grant = Grant(*found.grant) if found.grant is not None else None
     _file_decision(subject, policy, grant, path, found.commit_oid, found.file is not None)
     assert found.file is not None
-    return _resolved(services, path, found.commit_oid, found.file, policy, subject)
+    return _resolved(services, path, found.commit_oid, found.file, policy, subject, found.xet_hash)
 
 
 def _lookup_any_revision(services: Services, subject: Subject, namespace: str, name: str, revision: str,
@@ -84,16 +86,17 @@ def _lookup_any_revision(services: Services, subject: Subject, namespace: str, n
         state = repos.find_file(session, commit, path)
         _file_decision(subject, ctx.policy, ctx.grant, path, commit.oid, state is not None)
         assert state is not None
-        return _resolved(services, path, commit.oid, state, ctx.policy, subject)
+        xet_hash = xet_downloads.xet_hash_of(session, ctx.repo.id, state.sha256) if state.lfs else None
+        return _resolved(services, path, commit.oid, state, ctx.policy, subject, xet_hash)
 
 
 def _resolved(services: Services, path: str, commit_oid: str, state: FileState, policy: RepoPolicy,
-              subject: Subject) -> ResolvedFile:
+              subject: Subject, xet_hash: str | None = None) -> ResolvedFile:
     local = services.store.local_path(state.sha256)
     # Shared caches may keep only what anyone may read anonymously, now: not gated, staged,
     # tiered, hosted-only or private content, whoever asked for it.
     private = not decide(ANONYMOUS, policy, Permission.REPO_DOWNLOAD, utcnow(), path, None).allowed
-    return ResolvedFile(path, commit_oid, state, private, local, policy.repo_id, subject.name)
+    return ResolvedFile(path, commit_oid, state, private, local, policy.repo_id, subject.name, xet_hash)
 
 
 async def file_access(request: Request) -> ResolvedFile:
@@ -115,7 +118,7 @@ file_access.permission = Permission.REPO_DOWNLOAD  # type: ignore[attr-defined]
 file_access.checks_repo = True  # type: ignore[attr-defined]
 
 
-def _headers(found: ResolvedFile) -> dict[str, str]:
+def _headers(request: Request, found: ResolvedFile) -> dict[str, str]:
     state = found.state
     etag = f'"{state.sha256 if state.lfs else state.git_oid}"'
     headers = {
@@ -128,6 +131,13 @@ def _headers(found: ResolvedFile) -> dict[str, str]:
     if state.lfs:
         headers["X-Linked-Etag"] = etag
         headers["X-Linked-Size"] = str(state.size)
+    if found.xet_hash is not None:
+        # Only here, after `file_access` decided: the client then downloads through Xet, asking the
+        # read-token route (decided again) for a CAS token.
+        settings = request.app.state.services.settings
+        base = (settings.public_url or str(request.base_url)).rstrip("/")
+        headers["X-Xet-Hash"] = found.xet_hash
+        headers["Link"] = f'<{base}/api/models/{found.repo_id}/xet-read-token/{found.commit_oid}>; rel="xet-auth"'
     return headers
 
 
@@ -144,7 +154,7 @@ _PATH_PARAMETERS: dict[str, object] = {"parameters": [
 @router.get("/{namespace}/{name}/resolve/{revision}/{path:path}", operation_id="resolve_get",
             openapi_extra=_PATH_PARAMETERS)
 async def resolve(request: Request, found: ResolvedFile = Depends(file_access)) -> Response:
-    headers = _headers(found)
+    headers = _headers(request, found)
     media_type = mimetypes.guess_type(found.path)[0] or "application/octet-stream"
     if request.method == "HEAD":
         headers["Content-Length"] = str(found.state.size)

@@ -15,6 +15,7 @@ from releasehub.hubapi.deps import RepoContext, decode_segment, repo_access
 from releasehub.repos import service as repos
 from releasehub.repos.models import Commit
 from releasehub.repos.paths import validate_path
+from releasehub.xet import downloads as xet_downloads
 
 router = APIRouter(tags=["revisions"])
 
@@ -32,6 +33,17 @@ def _expanded(ctx: RepoContext, head: Commit, entries: list[dict[str, Any]]) -> 
         if commit is not None:
             entry["lastCommit"] = {"id": commit.oid, "title": _title(commit, hidden),
                                    "date": shapes.iso(commit.created_at)}
+    return entries
+
+
+def _with_xet(ctx: RepoContext, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`xetHash` on the entries (all visible already) whose content was uploaded through Xet to this repo."""
+    shas = {e["lfs"]["oid"] for e in entries if "lfs" in e}
+    if shas:
+        hashes = xet_downloads.xet_hashes(ctx.session, ctx.repo.id, shas)
+        for entry in entries:
+            if "lfs" in entry and entry["lfs"]["oid"] in hashes:
+                entry["xetHash"] = hashes[entry["lfs"]["oid"]]
     return entries
 
 
@@ -54,7 +66,7 @@ def _tree(request: Request, response: Response, ctx: RepoContext, revision: str,
         query["cursor"] = str(cursor + limit)
         next_url = f"{str(request.url).split('?', 1)[0]}?{urlencode(query)}"
         response.headers["Link"] = f'<{next_url}>; rel="next"'
-    out = [shapes.tree_entry(e) for e in page]
+    out = _with_xet(ctx, [shapes.tree_entry(e) for e in page])
     return _expanded(ctx, commit, out) if expand else out
 
 
@@ -117,6 +129,7 @@ async def paths_info(
         info = repos.path_info(files, path.strip("/")) if path.strip("/") else None
         if info is not None:
             found.append(shapes.tree_entry(info))
+    found = _with_xet(ctx, found)
     return _expanded(ctx, commit, found) if expand else found
 
 

@@ -38,6 +38,7 @@ from releasehub.access.models import AccessRequest
 from releasehub.repos.models import Blob, Commit, CommitFile, Ref, Repo, UploadClaim
 from releasehub.repos.paths import git_blob_oid, lfs_git_oid, validate_path
 from releasehub.storage import BlobStore
+from releasehub.xet.models import XetFile
 
 DEFAULT_BRANCH = "main"
 _COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -196,12 +197,14 @@ _FILE_AT_COMMIT = select(CommitFile.sha256, CommitFile.size, CommitFile.git_oid,
 _FILE_ON_BRANCH = (
     select(Repo.id, Repo.visibility, Repo.gated, Repo.policy_version, Commit.oid, CommitFile.sha256,
            CommitFile.size, CommitFile.git_oid, CommitFile.lfs, AccessRequest.status, AccessRequest.tier,
-           AccessRequest.expires_at, AccessRequest.reason)
+           AccessRequest.expires_at, AccessRequest.reason, XetFile.file_hash)
     .select_from(Repo)
     .outerjoin(Ref, (Ref.repo_id == Repo.id) & (Ref.kind == "branch") & (Ref.name == bindparam("revision")))
     .outerjoin(Commit, Commit.id == Ref.commit_id)
     .outerjoin(CommitFile, (CommitFile.commit_id == Commit.id) & (CommitFile.path == bindparam("path")))
     .outerjoin(AccessRequest, (AccessRequest.repo_id == Repo.id) & (AccessRequest.user_id == bindparam("user_id")))
+    # Uploaded through Xet to this repo (indexed by sha256): the answer may advertise Xet, once decided.
+    .outerjoin(XetFile, CommitFile.lfs & (XetFile.sha256 == CommitFile.sha256) & (XetFile.repo_id == Repo.id))
     .where(Repo.repo_type == "model", Repo.namespace == bindparam("namespace"), Repo.name == bindparam("name"))
 )
 
@@ -218,6 +221,8 @@ class BranchFile:
     file: FileState | None
     # The subject's access request on this repo: (status, tier, expires_at, reason), or None.
     grant: tuple[str, str | None, datetime | None, str | None] | None
+    # The Xet file hash when this content was uploaded through Xet to this repo.
+    xet_hash: str | None = None
 
     @property
     def private(self) -> bool:
@@ -233,10 +238,11 @@ def locate_on_branch(executor: Session | Connection, namespace: str, name: str, 
     ).first()
     if row is None:
         return None
-    repo_id, visibility, gated, version, oid, sha, size, git_oid, lfs, g_status, g_tier, g_expires, g_reason = row
+    (repo_id, visibility, gated, version, oid, sha, size, git_oid, lfs, g_status, g_tier, g_expires, g_reason,
+     xet_hash) = row
     state = FileState(sha, size, git_oid, lfs) if sha is not None else None
     grant = (g_status, g_tier, as_utc(g_expires), g_reason) if g_status is not None else None
-    return BranchFile(repo_id, visibility, gated, version or 0, oid, state, grant)
+    return BranchFile(repo_id, visibility, gated, version or 0, oid, state, grant, xet_hash)
 
 
 def policy_json(executor: Session | Connection, repo_pk: int) -> dict[str, Any] | None:

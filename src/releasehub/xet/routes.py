@@ -2,7 +2,8 @@
 
 Token routes are decided like every repo route (`repo_access`: write for the write token,
 download for the read token). Each CAS route declares `Permission.XET_CAS` through a dependency
-that checks the CAS token (`tokens.verify`): signed, unexpired, its direction.
+that checks the CAS token (`tokens.verify`): signed, unexpired, its direction; the xorb range
+route, fetched without a token, checks its link's signature instead (`tokens.verify_link`).
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from releasehub.access import Permission
-from releasehub.errors import BadRequest, NotFound, PayloadTooLarge
+from releasehub.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from releasehub.hubapi.deps import RepoContext, get_services, repo_access
 from releasehub.services import Services
-from releasehub.xet import service, tokens
+from releasehub.xet import downloads, service, tokens
 from releasehub.xet.hashing import hash_from_hex
 from releasehub.xet.tokens import READ, WRITE, CasGrant
 
@@ -40,7 +41,7 @@ def _token_answer(request: Request, ctx: RepoContext, direction: str, create_pr:
     settings = ctx.services.settings
     token, grant = tokens.issue(ctx.services.signing_key, ctx.repo.id, ctx.subject.user_id or 0, direction,
                                 settings.xet_token_ttl_seconds)
-    cas_url = (settings.public_url or str(request.base_url)).rstrip("/")
+    cas_url = _cas_url(request, ctx.services)
     body = {"accessToken": token, "exp": grant.expires, "casUrl": cas_url}
     headers = {"X-Xet-Cas-Url": cas_url, "X-Xet-Access-Token": token, "X-Xet-Token-Expiration": str(grant.expires),
                "Cache-Control": "no-store"}
@@ -78,6 +79,20 @@ def _cas(direction: str | None) -> Callable[..., CasGrant]:
 
 cas_any = _cas(None)
 cas_write = _cas(WRITE)
+cas_read = _cas(READ)
+
+
+def range_link(request: Request, oid: str, services: Services = Depends(get_services)) -> tokens.RangeLink:
+    """A xorb range URL's own credential: its signature (one xorb, one byte range, unexpired)."""
+    query = request.query_params
+    return tokens.verify_link(services.signing_key, oid, query.get("bytes"), query.get("exp"), query.get("sig"))
+
+
+range_link.permission = Permission.XET_CAS  # type: ignore[attr-defined]
+
+
+def _cas_url(request: Request, services: Services) -> str:
+    return (services.settings.public_url or str(request.base_url)).rstrip("/")
 
 
 def _hash(value: str) -> bytes:
@@ -161,3 +176,62 @@ async def upload_shard(
 def telemetry(grant: CasGrant = Depends(cas_any)) -> Response:
     """Accepted and ignored."""
     return Response(status_code=200)
+
+
+# ---------------------------------------------------------------- downloads
+
+
+@router.get("/v1/reconstructions/{oid}")
+def get_reconstruction(
+    request: Request, oid: str, grant: CasGrant = Depends(cas_read), services: Services = Depends(get_services),
+) -> dict[str, Any]:
+    """The file's terms and signed xorb range URLs, only for a file of the token's repo that its
+    user may download now (otherwise 404, as for an unknown hash). v2 is not served: the client
+    falls back to this route on its 404."""
+    _hash(oid)
+    return downloads.reconstruction(services, grant, oid, request.headers.get("range"), _cas_url(request, services))
+
+
+@router.get("/v1/xorb-ranges/{oid}")
+def get_xorb_range(
+    request: Request, oid: str, link: tokens.RangeLink = Depends(range_link),
+    services: Services = Depends(get_services),
+) -> Response:
+    """The bytes of one signed range of a stored xorb: the whole range (200), or a single Range
+    inside it (206). Anything outside the signed range answers 403."""
+    _hash(oid)
+    path = service.xorb_path(services, oid)
+    try:
+        total = path.stat().st_size
+    except FileNotFoundError:
+        raise NotFound("No such xorb.") from None
+    start, end = link.start, min(link.end, total - 1)
+    status = 200
+    header = request.headers.get("range")
+    if header:
+        first, _, last = header.removeprefix("bytes=").partition("-")
+        if not header.startswith("bytes=") or not first.isdigit() or not (last.isdigit() or last == ""):
+            raise Forbidden("This link serves one range of bytes inside the signed one.")
+        wanted = (int(first), int(last) if last else end)
+        if not start <= wanted[0] <= wanted[1] <= end:
+            raise Forbidden("This link is not signed for those bytes; ask for the file's reconstruction again.")
+        start, end, status = wanted[0], wanted[1], 206
+    if start > end:
+        raise Forbidden("This link is not signed for those bytes; ask for the file's reconstruction again.")
+    downloads.log.info("xet xorb range served: %s bytes %d-%d", oid, start, end)
+
+    def body() -> Any:
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            left = end - start + 1
+            while left > 0:
+                piece = handle.read(min(left, 1024 * 1024))
+                if not piece:
+                    return
+                left -= len(piece)
+                yield piece
+
+    headers = {"Content-Length": str(end - start + 1), "Accept-Ranges": "bytes", "Cache-Control": "no-store"}
+    if status == 206:
+        headers["Content-Range"] = f"bytes {start}-{end}/{total}"
+    return StreamingResponse(body(), status_code=status, headers=headers, media_type="application/octet-stream")

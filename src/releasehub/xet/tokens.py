@@ -66,3 +66,40 @@ def verify(key: bytes, authorization: str | None, direction: str | None, now: fl
         raise Forbidden(f"This CAS token is for {grant.direction}ing; this route needs a {direction} token "
                         "(xet-write-token).")
     return grant
+
+
+# ---------------------------------------------------------------- signed xorb range links
+
+
+@dataclass(frozen=True)
+class RangeLink:
+    """A reconstruction's xorb range URL: exactly one xorb, one inclusive byte range, an expiry.
+    The client fetches it without its bearer token, so the link is the credential."""
+
+    xorb: str
+    start: int
+    end: int  # inclusive, as in an HTTP Range header
+    expires: int
+
+    def message(self) -> bytes:
+        return f"xet-xorb-range:{self.xorb}:{self.start}:{self.end}:{self.expires}".encode()
+
+    def sign(self, key: bytes) -> str:
+        return hmac.new(key, self.message(), hashlib.sha256).hexdigest()
+
+    def query(self, key: bytes) -> str:
+        return f"bytes={self.start}-{self.end}&exp={self.expires}&sig={self.sign(key)}"
+
+
+def verify_link(key: bytes, xorb: str, bytes_: str | None, expires: str | None, signature: str | None,
+                now: float | None = None) -> RangeLink:
+    """The link a xorb range URL carries, or Forbidden (malformed, forged, another range, expired)."""
+    start, _, end = (bytes_ or "").partition("-")
+    if not (start.isdigit() and end.isdigit() and (expires or "").isdigit() and signature):
+        raise Forbidden("This xorb range link is malformed; ask for the file's reconstruction again.")
+    link = RangeLink(xorb, int(start), int(end), int(expires or 0))
+    if link.start > link.end or not hmac.compare_digest(link.sign(key), signature):
+        raise Forbidden("This xorb range link's signature is invalid; ask for the file's reconstruction again.")
+    if (now if now is not None else time.time()) > link.expires:
+        raise Forbidden("This xorb range link has expired; ask for the file's reconstruction again.")
+    return link
