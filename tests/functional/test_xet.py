@@ -177,6 +177,15 @@ def test_a_re_upload_with_one_mib_changed_sends_under_ten_percent(server: Server
     got = httpx.get(f"{server.url}/{repo_id}/resolve/main/big.bin", headers={"Authorization": f"Bearer {owner[1]}"},
                     timeout=60)
     assert hashlib.sha256(got.content).hexdigest() == hashlib.sha256(data).hexdigest()
+    # The re-uploaded file (terms over several xorbs, old and new) downloads through Xet, whole.
+    before = served(server)
+    out = run_python(server, owner[1], tmp_path / "down-home", """
+        from huggingface_hub import hf_hub_download
+        print(hf_hub_download(sys.argv[1], "big.bin", cache_dir=sys.argv[2]))
+    """, repo_id, str(tmp_path / "down"))
+    assert sha256_of(Path(out.strip())) == hashlib.sha256(data).hexdigest()
+    after = served(server)
+    assert after[0] > before[0] and after[1] - before[1] >= 2, (before, after)
 
 
 # ---------------------------------------------------------------- tokens
