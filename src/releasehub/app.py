@@ -35,6 +35,7 @@ from releasehub.hubapi.file_routes import router as file_router
 from releasehub.hubapi.repo_routes import router as repo_router
 from releasehub.hubapi.tree_routes import router as tree_router
 from releasehub.hubapi.upload_routes import router as upload_router
+from releasehub.hubapi.copy_routes import router as copy_router
 from releasehub.services import Services
 from releasehub.settings import Settings
 from releasehub.storage import LocalBlobStore
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(repo_router)
     app.include_router(tree_router)
     app.include_router(upload_router)
+    app.include_router(copy_router)
     app.include_router(xet_router)
     app.include_router(access_router)
     app.include_router(webhook_router)

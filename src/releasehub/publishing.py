@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -102,3 +103,45 @@ def _moved_or_busy(exc: Exception) -> bool:
     text = str(exc).lower()
     # SQLite: a reader that became a writer after another writer committed cannot go on.
     return "database is locked" in text or "busy" in text
+
+
+# ---------------------------------------------------------------- cross-repo copies
+
+
+@dataclass(frozen=True)
+class CopySource:
+    sha256: str
+    xet_hash: str | None = None
+
+
+def duplicate(session: Session, subject: Subject, source: Repo, target: Repo, files: list[CopySource],
+              now: datetime | None = None) -> list[dict[str, str]]:
+    """The Hub's `lfs-files/duplicate` (a cross-repo `CommitOperationCopy`): each file becomes the
+    subject's claim in `target` when the subject may download, now, a file with that content in
+    `source` (the claim rule's "may already read", across repos). Returns the failures; a file
+    that is hidden and one that is missing fail alike. The caller has checked write on `target`."""
+    from releasehub.xet.models import XetFile, XetFileXorb  # the Xet rows travel with the file
+
+    now = now or utcnow()
+    policy = access_service.repo_policy(source)
+    grant = access_service.grant_of(session, source, subject)
+    failed: list[dict[str, str]] = []
+    claimed: list[str] = []
+    for item in files:
+        paths = repos.paths_with_oid(session, source.id, item.sha256)
+        if not any(decide(subject, policy, Permission.REPO_DOWNLOAD, now, path, grant).allowed for path in paths):
+            failed.append({"sha256": item.sha256, "error": f"{source.repo_id} holds no file with sha256 "
+                                                            f"{item.sha256} that you may download."})
+            continue
+        claimed.append(item.sha256)
+        xet = session.get(XetFile, (source.id, item.xet_hash)) if item.xet_hash else None
+        if xet is not None and xet.sha256 == item.sha256 and session.get(XetFile, (target.id, xet.file_hash)) is None:
+            session.add(XetFile(repo_id=target.id, file_hash=xet.file_hash, sha256=xet.sha256, size=xet.size,
+                                user_id=subject.user_id or 0, terms=xet.terms, created_at=now))
+            for (xorb,) in session.execute(select(XetFileXorb.xorb_hash).where(
+                    XetFileXorb.repo_id == source.id, XetFileXorb.file_hash == xet.file_hash)):
+                session.add(XetFileXorb(repo_id=target.id, file_hash=xet.file_hash, xorb_hash=xorb))
+    if claimed and subject.user_id is not None:
+        repos.record_claims(session, target.id, subject.user_id, claimed)
+    session.flush()
+    return failed

@@ -583,3 +583,51 @@ def test_a_gated_repo_gives_no_read_token_and_no_reconstruction_without_a_grant(
     """), repo_id, str(tmp_path / "c")], env=client_env(server, outsider, tmp_path / "h2"), capture_output=True,
         text=True, timeout=120)
     assert done.stdout.strip() == "gated", done.stdout + done.stderr
+
+
+# ---------------------------------------------------------------- cross-repo copies
+
+
+def test_cross_repo_copies_claim_only_what_the_copier_may_download(server: ServerProcess, owner: tuple[str, str],
+                                                                    repo_id: str, tmp_path: Path) -> None:
+    """`CommitOperationCopy(src_repo_id=...)` calls `lfs-files/duplicate` on the source: the file
+    becomes the copier's claim in the target only when they may download it in the source, now."""
+    source = tmp_path / "weights.bin"
+    source.write_bytes(random.Random(11).randbytes(400_000))
+    run_python(server, owner[1], tmp_path / "hf-home", """
+        from huggingface_hub import HfApi
+        HfApi().upload_file(path_or_fileobj=sys.argv[1], path_in_repo="weights.bin", repo_id=sys.argv[2])
+    """, str(source), repo_id)
+    copier, copier_token = server.user()
+    target = f"{copier}/copy-{uuid.uuid4().hex[:6]}"
+    HfApi(endpoint=server.url, token=copier_token).create_repo(target)
+    copy = """
+        from huggingface_hub import HfApi, CommitOperationCopy
+        HfApi().create_commit(sys.argv[2], [CommitOperationCopy("weights.bin", "copied.bin", src_repo_id=sys.argv[1],
+                                                                src_repo_type="model")], commit_message="copy")
+    """
+    run_python(server, copier_token, tmp_path / "hf-copier", copy, repo_id, target)
+    assert resolve_bytes(server, target, "copied.bin", copier_token) == source.read_bytes()
+    assert xet_hash_of(server, target, sha256_of(source))  # the copy downloads through Xet too
+
+    # Once the source is staged, the same copy is refused, and reads as a file that never existed.
+    staged = {"stages": [{"name": "later", "files": ["*.bin"], "releases": []}]}
+    assert httpx.put(f"{server.url}/api/models/{repo_id}/policy", json=staged,
+                     headers={"Authorization": f"Bearer {owner[1]}"}).status_code == 200
+    other = f"{copier}/copy2-{uuid.uuid4().hex[:6]}"
+    HfApi(endpoint=server.url, token=copier_token).create_repo(other)
+    url = f"{server.url}/api/models/{repo_id}/lfs-files/duplicate"
+    headers = {"Authorization": f"Bearer {copier_token}"}
+    hidden = httpx.post(url, headers=headers, json={"target": {"type": "model", "name": other}, "files": [
+        {"sha256": sha256_of(source), "xetHash": "0" * 64, "filename": "weights.bin"}]}).json()
+    missing = httpx.post(url, headers=headers, json={"target": {"type": "model", "name": other}, "files": [
+        {"sha256": "ab" * 32, "xetHash": "0" * 64, "filename": "weights.bin"}]}).json()
+    assert hidden["failed"][0]["error"].replace(sha256_of(source), "X") == missing["failed"][0]["error"].replace(
+        "ab" * 32, "X")
+    with server.db.session() as session:
+        claims = session.scalars(select(UploadClaim.sha256).where(UploadClaim.repo_id == repo_pk(server, other)))
+        assert list(claims) == []
+    # Writing the target is needed too: a copy into someone else's repo is refused.
+    foreign = httpx.post(url, headers={"Authorization": f"Bearer {owner[1]}"}, json={
+        "target": {"type": "model", "name": other}, "files": [{"sha256": sha256_of(source)}]})
+    assert foreign.status_code == 403
