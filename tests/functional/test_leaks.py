@@ -125,5 +125,24 @@ def test_no_endpoint_reveals_what_decide_hides(server: Any, api: HfApi, owner: t
         claim = httpx.post(f"{server.url}/api/models/{own}/commit/main", headers={
             "Authorization": f"Bearer {token}"}, content="\n".join(json.dumps(x) for x in lines).encode())
         assert claim.status_code == 400 and claim.headers["X-Error-Code"] == "BadRequest", claim.text
+        # A cross-repo copy (lfs-files/duplicate) claims exactly the files the subject may download now.
+        target = f"{user}/dup-{uuid.uuid4().hex[:6]}"
+        httpx.post(f"{server.url}/api/repos/create", json={"name": target.split("/")[1]},
+                   headers={"Authorization": f"Bearer {token}"}).raise_for_status()
+        dup = httpx.post(f"{server.url}/api/models/{repo_id}/lfs-files/duplicate", headers={
+            "Authorization": f"Bearer {token}"}, json={"target": {"type": "model", "name": target},
+                                                       "files": [{"sha256": oid} for oid in oids.values()]})
+        # The user's own view (the copy is made with their token, also in the anonymous examples).
+        user_grant = None
+        if grant is not None:
+            status, tier, expiry = grant
+            user_grant = Grant(status, tier if "tiers" in policy else None, _at(expiry) if expiry else None)
+        active = user_grant is not None and user_grant.active(now)
+        downloadable = {p for p in STAGED_FILES if file_visible(local, user_grant, now, p) and (not gated or active)}
+        if dup.status_code == 200:
+            refused = {f["sha256"] for f in dup.json()["failed"]}
+            assert {p for p, oid in oids.items() if oid not in refused} == downloadable, (doc, grant)
+        else:
+            assert dup.status_code in (401, 403) and not downloadable, (dup.text, doc, grant)
 
     check()
