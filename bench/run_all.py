@@ -1,6 +1,7 @@
 """Run the benchmarks and rewrite docs/benchmarks.md with the results of this run.
 
-    .venv/bin/python bench/run_all.py [--size-mib 1024] [--only download head_rps upload analysis gateway]
+    .venv/bin/python bench/run_all.py [--size-mib 1024]
+                                      [--only download head_rps upload analysis gateway xet_upload]
                                       [--output docs/benchmarks.md] [--json results.json] [--fresh]
 
 A benchmark that fails is reported as failed in the document (with its error) instead of
@@ -28,19 +29,21 @@ import download  # noqa: E402
 import gateway  # noqa: E402
 import head_rps  # noqa: E402
 import upload  # noqa: E402
+import xet_upload  # noqa: E402
 from _common import ROOT, console, machine_info  # noqa: E402
 
-BENCHMARKS = ("download", "head_rps", "upload", "analysis", "gateway")
+BENCHMARKS = ("download", "head_rps", "upload", "analysis", "gateway", "xet_upload")
 
 # Labels of the summary rows; a row is carried over (see `carry_over`) when it starts with one.
 NAMES = {"download": "download 1 large file", "head_rps": "HEAD small file (auth, private)",
          "upload": "push 1 large file", "analysis": "analyze Llama 3.1 405B repo over HTTP",
-         "gateway": "OpenAI gateway added latency"}
+         "gateway": "OpenAI gateway added latency", "xet_upload": "Xet upload of 1 large file (default client)"}
 # How each benchmark's section and its findings paragraph begin in the document.
 SECTION_HEADINGS = {"download": "## 1. Download", "head_rps": "## 2. Small-file HEAD rate",
-                    "upload": "## 3. Upload", "analysis": "## 4. Analysis", "gateway": "## 5. Gateway"}
+                    "upload": "## 3. Upload", "analysis": "## 4. Analysis", "gateway": "## 5. Gateway",
+                    "xet_upload": "## 6. Xet upload"}
 FINDING_LABELS = {"download": "- **Download**", "head_rps": "- **HEAD rate**", "upload": "- **Upload**",
-                  "analysis": "- **Analysis**", "gateway": "- **Gateway**"}
+                  "analysis": "- **Analysis**", "gateway": "- **Gateway**", "xet_upload": "- **Xet upload**"}
 
 
 def _num(value: float, unit: str) -> str:
@@ -630,6 +633,142 @@ def section_gateway(res: dict) -> list[str]:
     return lines
 
 
+def _mib(value: float) -> str:
+    return f"{value:,.0f} MiB"
+
+
+def _xet_summary_rows(r: dict) -> list[tuple[str, bool]]:
+    """Three rows: wall time against LFS, the server's peak RSS, the 1%-changed re-upload."""
+    label = NAMES["xet_upload"]
+    ok = lambda flag: "yes" if flag else "**NO**"  # noqa: E731
+    verified = r.get("verified", False)
+    return [
+        (f"| {label}: wall time vs LFS | {_num(r['releasehub'], 's')} | {_num(r['reference'], 's')} "
+         f"({r['reference_name']}) | **{r['ratio']:.2f}x** | <= {r['goal']:g}x | {ok(r['met'] and verified)} |",
+         r["met"] and verified),
+        (f"| {label}: server peak RSS | {_mib(r['peak_rss_xet_mib'])} | {_mib(r['peak_rss_lfs_mib'])} "
+         f"(during the LFS uploads) | | < {r['rss_goal_mib']} MiB | {ok(r['rss_met'])} |", r["rss_met"]),
+        (f"| {label}: 1%-changed re-upload | {_num(r['reupload_s'], 's')} | {_num(r['first_xet_s'], 's')} "
+         f"(the first Xet upload) | **{r['reupload_ratio']:.2f}x** faster | >= {r['reupload_goal']:g}x | "
+         f"{ok(r['reupload_met'] and verified)} |", r["reupload_met"] and verified),
+    ]
+
+
+def section_xet_upload(res: dict) -> list[str]:
+    secs = lambda xs: ", ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+    ok = lambda flag: "yes" if flag else "**NO**"  # noqa: E731
+    changed_mib = res["changed_bytes"] / 1024 / 1024
+    lines = [
+        "## 6. Xet upload: `HfApi().upload_file` with the default client (Xet) vs the same upload over LFS",
+        "",
+        "**What**: with `hf_xet` installed, `huggingface_hub` uploads through Xet by default. Goals: the "
+        f"wall time of a {res['size_mib']} MiB upload at most {res['goal']:g}x of the same upload over LFS "
+        f"(`HF_HUB_DISABLE_XET=1`), the server's memory under {res['rss_goal_mib']} MiB while it receives "
+        f"it, and a re-upload with 1% of the file changed at least {res['reupload_goal']:g}x faster than "
+        "the first upload.",
+        "",
+        f"**How** (`bench/xet_upload.py`): one `releasehub serve` (1 granian worker) on a temp data dir "
+        f"for the whole run, one {res['size_mib']} MiB file of random bytes. Every upload is a whole "
+        "command: a fresh Python process running `HfApi().upload_file(path_or_fileobj=FILE, "
+        "path_in_repo=\"model.bin\", repo_id=REPO)` with `HF_ENDPOINT`/`HF_TOKEN` set, into a repo of its "
+        "own (created beforehand) and with a fresh empty `HF_HOME` (so the client's shard cache cannot "
+        "deduplicate across the compared uploads); Xet uploads run without `HF_HUB_DISABLE_XET` (the "
+        "client asserts that Xet is on and `hf_xet` imports), LFS uploads with `HF_HUB_DISABLE_XET=1`. "
+        "The server remembers what it has stored (an LFS blob already in the repo, a Xet file hash it "
+        "already reconstructed), so each upload sends a variant of the file whose first 32 bytes are a "
+        "tag of its own: a new sha256 and a new Xet file hash (its other xorbs may match ones the server "
+        "already holds, which it still receives and verifies in full: it offers no global "
+        "deduplication). Before each timed upload the file's sha256 is computed (which also warms the "
+        "page cache) and `sync` flushes earlier writes (untimed); memory is handed to the run as in the "
+        f"upload benchmark (`_common.WarmMemory`, {res.get('warm_memory_mib', 0):,} MiB, for both). "
+        f"{res['rounds']} rounds, alternating which of Xet and LFS goes first; medians. The server's "
+        "check after each upload: a Xet upload must have left xorb bytes or a Xet file row for its repo, "
+        "an LFS upload neither.",
+        "",
+        "*Memory*: during every upload the server's processes (granian's main process and its worker) "
+        "are sampled every 50 ms, VmRSS from `/proc/PID/statm` summed over the process group; the "
+        "peak is reported.",
+        "",
+        f"*Re-upload*: {changed_mib:,.1f} MiB in the middle of the first Xet upload's file (1%) are "
+        "replaced by other random bytes, and the file is uploaded again to the same repo and path "
+        "with the same `HF_HOME`, so the client deduplicates against the shards it cached during the "
+        "first upload. Xorb bytes received: the sum of `xet_xorb_claims.received_bytes` of the repo, "
+        "read from the server's SQLite database before and after each upload.",
+        "",
+        f"*Checked*: after every upload (re-upload included), the sha256 of a `GET /resolve/main/model.bin` "
+        f"with the token equals the local file's: {ok(res['verified'])} ({res['uploads_verified']} uploads).",
+        "",
+        "| result | value | goal | met? |",
+        "|---|---|---|---|",
+        f"| wall time, Xet / LFS (medians) | **{res['ratio']:.2f}x** ({res['releasehub']:.2f} s / "
+        f"{res['reference']:.2f} s) | <= {res['goal']:g}x | {ok(res['met'])} |",
+        f"| server peak RSS during the Xet uploads (re-upload included) | **{_mib(res['peak_rss_xet_mib'])}** | "
+        f"< {res['rss_goal_mib']} MiB | {ok(res['rss_met'])} |",
+        f"| first Xet upload / 1%-changed re-upload, wall time | **{res['reupload_ratio']:.2f}x** "
+        f"({res['first_xet_s']:.2f} s / {res['reupload_s']:.2f} s) | >= {res['reupload_goal']:g}x | "
+        f"{ok(res['reupload_met'])} |",
+        "",
+        "| more figures | Xet | LFS |",
+        "|---|---|---|",
+        f"| upload runs (s) | {secs(res['xet_runs_s'])} | {secs(res['lfs_runs_s'])} |",
+        f"| throughput, median (MB/s) | {res['file_bytes'] / 1e6 / res['releasehub']:,.1f} | "
+        f"{res['file_bytes'] / 1e6 / res['reference']:,.1f} |",
+        f"| CPU time of the client command per upload (s) | {secs(res['xet_client_cpu_s'])} | "
+        f"{secs(res['lfs_client_cpu_s'])} |",
+        f"| CPU time of the server per upload (s) | {secs(res['xet_server_cpu_s'])} | "
+        f"{secs(res['lfs_server_cpu_s'])} |",
+        f"| server peak RSS per upload (MiB) | {secs(res['peak_rss_xet_runs_mib'])} | "
+        f"{res['peak_rss_lfs_mib']:,.1f} (max) |",
+        f"| xorb bytes the server received per upload | "
+        f"{', '.join(f'{b:,}' for b in res['xet_received_bytes_runs'])} | 0 |",
+        "",
+        "| re-upload | first Xet upload | 1%-changed re-upload |",
+        "|---|---|---|",
+        f"| wall time (s) | {res['first_xet_s']:.2f} | {res['reupload_s']:.2f} |",
+        f"| xorb bytes received | {res['first_received_bytes']:,} | {res['reupload_received_bytes']:,} "
+        f"({100 * res['reupload_received_bytes'] / max(res['first_received_bytes'], 1):.1f}%) |",
+        f"| CPU time, client / server (s) | {res['xet_client_cpu_s'][0]:.2f} / {res['xet_server_cpu_s'][0]:.2f} | "
+        f"{res['reupload_client_cpu_s']:.2f} / {res['reupload_server_cpu_s']:.2f} |",
+        f"| server peak RSS (MiB) | {res['peak_rss_xet_runs_mib'][0]:,.1f} | {res['peak_rss_reupload_mib']:,.1f} |",
+        "",
+        f"Start-up of the client command alone (`python -c \"import hf_xet; from huggingface_hub import "
+        f"HfApi\"`, median of 3): {res['client_startup_s']:.2f} s. The server's memory high-water marks "
+        "(VmHWM) at the end of the run, all uploads included (main process, worker): "
+        + ", ".join(f"{v:,.0f} MiB" for v in res["server_hwm_mib"].values()) + ".",
+        "",
+    ]
+    tc = res.get("thread_cpu") or {}
+    if tc:
+        lines += ["CPU time per thread name during one upload (from `/proc/PID/task/*/stat`; `python` is the "
+                  "client's interpreter threads, `hf-xet-N` hf_xet's Rust threads, `releasehub` the server's "
+                  "Python threads, `tokio-rt-worker` granian's):", "",
+                  "| upload | client threads (s) | server threads (s) |", "|---|---|---|"]
+        for key, what in (("xet", "first Xet upload"), ("lfs", "first LFS upload"), ("reupload", "re-upload")):
+            if key in tc:
+                cell = lambda side: ", ".join(f"`{k}` {v:.2f}" for k, v in tc[key].get(side, {}).items()) or "-"  # noqa: E731
+                lines.append(f"| {what} | {cell('client')} | {cell('server')} |")
+        lines.append("")
+    lines += [_load_line(res), ""]
+    prof = res.get("profile")
+    if prof and not prof.get("error"):
+        for step, what in (("first", "a first Xet upload"), ("reupload", "its 1%-changed re-upload")):
+            for side in ("server", "client"):
+                p = (prof.get(step) or {}).get(side)
+                if p:
+                    lines += _profile_tables(
+                        p,
+                        f"**Profile, {side}, {what}** (py-spy `record --rate 100`, default mode: samples of "
+                        f"non-idle Python threads; one extra untimed upload of {prof[step]['wall_s']:.1f} s; "
+                        f"{p['active_s']:.1f} s of samples"
+                        + ("; hf_xet's Rust threads are not Python threads and do not show, see the thread "
+                           "CPU above" if side == "client" else "") + "):",
+                        with_inclusive=False,
+                    )
+    elif prof and prof.get("error"):
+        lines += [f"(Profile unavailable: `{prof['error']}`.)", ""]
+    return lines
+
+
 def code_line(results: dict) -> str:
     """Fingerprints of src/releasehub before/after each benchmark (others may edit the tree)."""
     prints = {name: r.get("code", {}) for name, r in results.items()}
@@ -648,6 +787,8 @@ def _summary_rows(name: str, r: dict) -> list[tuple[str, bool]]:
     """(markdown row, goal met) of one benchmark's lines in the summary table."""
     if name == "gateway":
         return _gateway_summary_rows(r)
+    if name == "xet_upload":
+        return _xet_summary_rows(r)
     if name == "analysis":
         label = NAMES[name]
         pct = r.get("fetched_pct")
@@ -771,7 +912,7 @@ def render(results: dict, errors: dict, info: dict, started: str, elapsed_s: flo
     if missed:
         lines += [f"Goals **not met**: {', '.join(missed)}. See the findings below.", ""]
     sections = {"download": section_download, "head_rps": section_head, "upload": section_upload,
-                "analysis": section_analysis, "gateway": section_gateway}
+                "analysis": section_analysis, "gateway": section_gateway, "xet_upload": section_xet_upload}
     for name in BENCHMARKS:
         if name in results:
             lines += sections[name](results[name])
@@ -1034,6 +1175,64 @@ def findings(results: dict, carried: dict | None = None) -> list[str]:
                          "key and enforce the model's rpm in memory. LiteLLM with virtual keys would add its "
                          "key lookup (cached) and Postgres spend logging to its side.")
         lines.append("")
+    lines += carried.get("xet_upload", [])
+    x = results.get("xet_upload")
+    if x:
+        tc = x.get("thread_cpu") or {}
+        xet_threads = lambda key: sum(v for k, v in tc.get(key, {}).get("client", {}).items()  # noqa: E731
+                                      if k.startswith("hf-xet"))
+        lines += [
+            f"- **Xet upload** ({x['ratio']:.2f}x of the LFS upload's wall time, "
+            + ("goal met" if x["met"] else "goal **NOT met**")
+            + f"; peak server RSS {x['peak_rss_xet_mib']:,.0f} MiB, "
+            + ("goal met" if x["rss_met"] else "goal **NOT met**")
+            + f"; re-upload {x['reupload_ratio']:.2f}x faster, "
+            + ("goal met" if x["reupload_met"] else "goal **NOT met**")
+            + f"): a {x['size_mib']} MiB upload through Xet takes {x['releasehub']:.2f} s where LFS takes "
+            f"{x['reference']:.2f} s. CPU per upload (medians), client command / server: Xet "
+            f"{med(x['xet_client_cpu_s']):.2f} / {med(x['xet_server_cpu_s']):.2f} s, LFS "
+            f"{med(x['lfs_client_cpu_s']):.2f} / {med(x['lfs_server_cpu_s']):.2f} s"
+            + (f"; of the first Xet upload's client CPU, {xet_threads('xet'):.2f} s ran in hf_xet's Rust "
+               "threads (chunking, hashing, compressing, sending)" if tc.get("xet") else "")
+            + f". Every upload was byte-identical through `/resolve`: {'yes' if x['verified'] else '**NO**'}.",
+        ]
+        prof = x.get("profile") or {}
+        for step, what in (("first", "first upload"), ("reupload", "re-upload")):
+            p = (prof.get(step) or {}).get("server")
+            if p and p.get("buckets"):
+                top = ", ".join(f"{k} {v:.0f}%" for k, v in p["buckets"][:4])
+                lines.append(f"  - Server samples during a Xet {what} (py-spy, {p['active_s']:.1f} s active of "
+                             f"{prof[step]['wall_s']:.1f} s): {top}.")
+        lines.append(
+            f"  - Memory: the server's processes peaked at {x['peak_rss_xet_mib']:,.0f} MiB during the Xet "
+            f"uploads and {x['peak_rss_lfs_mib']:,.0f} MiB during the LFS ones (granian's main process and "
+            "its worker together, sampled every 50 ms): Xet minus LFS "
+            f"{x['peak_rss_xet_mib'] - x['peak_rss_lfs_mib']:+,.0f} MiB at this file size "
+            f"(peaks per Xet upload: {', '.join(f'{v:,.0f}' for v in x['peak_rss_xet_runs_mib'])} MiB; "
+            f"re-upload {x['peak_rss_reupload_mib']:,.0f} MiB).")
+        share = 100 * x["reupload_received_bytes"] / max(x["first_received_bytes"], 1)
+        goal_s = x["first_xet_s"] / x["reupload_goal"]
+        text = (f"  - Re-upload: with {x['changed_bytes'] / 1024 / 1024:,.1f} MiB changed the client sent "
+                f"{x['reupload_received_bytes']:,} xorb bytes ({share:.1f}% of the first upload's "
+                f"{x['first_received_bytes']:,}), yet the command took {x['reupload_s']:.2f} s against "
+                f"{x['first_xet_s']:.2f} s. Its CPU: client {x['reupload_client_cpu_s']:.2f} s"
+                + (f" ({xet_threads('reupload'):.2f} s in hf_xet's threads, which chunk and hash the whole "
+                   "file again to find what changed)" if tc.get("reupload") else "")
+                + f", server {x['reupload_server_cpu_s']:.2f} s; the client's start-up alone takes "
+                f"{x['client_startup_s']:.2f} s.")
+        if not x["reupload_met"]:
+            text += (f" The goal ({x['reupload_goal']:g}x) means {goal_s:.2f} s here"
+                     + (", less than the client's start-up alone, so it cannot be met with a fresh client "
+                        "process per upload at this size." if x["client_startup_s"] >= goal_s else "."))
+            p = (prof.get("reupload") or {}).get("server")
+            rebuild = sum(v for k, v in (p or {}).get("buckets", []) if k.startswith("shard: reconstructing"))
+            if rebuild:
+                text += (" What does not shrink with the bytes sent: the client chunks and hashes the whole "
+                         "file again, and the server rebuilds the whole file from the xorbs into its blob "
+                         f"store before the commit ({rebuild:.0f}% of the server's samples in the profiled "
+                         "re-upload).")
+        lines.append(text)
+        lines.append("")
     return lines
 
 
@@ -1042,7 +1241,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="file size of download and upload")
     parser.add_argument("--runs", type=int, default=None,
-                        help="runs of download (7), upload (3) and analysis (5); rounds of gateway (3)")
+                        help="runs of download (7), upload (3) and analysis (5); rounds of gateway (3) and xet_upload (3)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per HEAD load run")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the HEAD benchmark")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
@@ -1074,6 +1273,8 @@ def main(argv: list[str] | None = None) -> dict:
                 results[name] = analysis.run(args.runs or 5)
             elif name == "gateway":
                 results[name] = gateway.run(args.runs or 3)
+            elif name == "xet_upload":
+                results[name] = xet_upload.run(args.size_mib, args.runs or 3)
         except Exception:  # noqa: BLE001 - reported in the document
             errors[name] = traceback.format_exc()
             console.print(f"[red]{name} failed[/red]\n{errors[name]}")
