@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI, Request
 from sqlalchemy.exc import DataError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from releasehub import __version__
+from releasehub import __version__, apidocs
 from releasehub.access import Permission
 from releasehub.access.geoip import GeoIP
 from releasehub.accounts.routes import router as accounts_router
@@ -36,6 +36,7 @@ from releasehub.hubapi.repo_routes import router as repo_router
 from releasehub.hubapi.tree_routes import router as tree_router
 from releasehub.hubapi.upload_routes import router as upload_router
 from releasehub.hubapi.copy_routes import router as copy_router
+from releasehub.requestid import RequestIdMiddleware
 from releasehub.services import Services
 from releasehub.settings import Settings
 from releasehub.storage import LocalBlobStore
@@ -140,6 +141,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         version=__version__,
         summary="A self-hosted model release server that speaks the Hugging Face Hub API.",
         lifespan=lifespan,
+        docs_url=None,  # served offline by apidocs.install: the defaults load their assets from a CDN
+        redoc_url=None,
     )
     app.state.services = services
     errors.install(app)
@@ -147,6 +150,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @app.get("/api/health", tags=["server"])
     def health(_: object = Depends(requires(Permission.PUBLIC))) -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    apidocs.install(app)  # /docs, /redoc and /docs/static, before the catch-all repo routes
 
     app.include_router(accounts_router)
     app.include_router(repo_router)
@@ -163,7 +168,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(file_router)
     app.add_middleware(ResolveFastPath)
     app.add_middleware(EncodedSlashMiddleware)
-    app.add_middleware(GatewayFastPath)  # outermost: gateway calls skip the other middleware
+    app.add_middleware(GatewayFastPath)  # gateway calls skip the middleware inside it
+    app.add_middleware(RequestIdMiddleware)  # outermost: every HTTP response carries X-Request-Id
     return app
 
 

@@ -13,8 +13,9 @@ from releasehub.access import Permission
 from releasehub.app import create_app
 from releasehub.settings import Settings
 
-# Served by FastAPI itself: the OpenAPI schema and its viewers reveal no repo data.
-FRAMEWORK_ROUTES = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+# Served by FastAPI itself (the OpenAPI schema) and the static assets of its viewers (a Mount):
+# neither reveals repo data. /docs and /redoc are our routes (apidocs) and declare PUBLIC.
+FRAMEWORK_ROUTES = {"/openapi.json", "/docs/static"}
 
 
 def _permissions(dependant: Dependant) -> list[Permission]:
