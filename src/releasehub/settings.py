@@ -23,7 +23,7 @@ SETTINGS_DOC: dict[str, str] = {
     "public_url": "Base URL clients use to reach the server (used in upload links and repo URLs).",
     "max_regular_file_bytes": "Largest file accepted inline in a commit (non-LFS).",
     "max_file_bytes": "Largest single file accepted through LFS upload.",
-    "max_commit_bytes": "Largest NDJSON commit body accepted.",
+    "max_commit_bytes": "Largest NDJSON commit body accepted; spooled to disk and applied line by line.",
     "max_commit_operations": "Largest number of operations in one commit.",
     "multipart_threshold_bytes": "LFS uploads at or above this size are offered as multipart transfers.",
     "multipart_chunk_bytes": "Part size of multipart LFS uploads.",
@@ -67,7 +67,7 @@ class Settings:
     public_url: str = ""
     max_regular_file_bytes: int = 10 * 1024 * 1024
     max_file_bytes: int = 500 * 1024**3
-    max_commit_bytes: int = 64 * 1024 * 1024
+    max_commit_bytes: int = 1024**3
     max_commit_operations: int = 25_000
     multipart_threshold_bytes: int = 4 * 1024**3
     multipart_chunk_bytes: int = 256 * 1024 * 1024

@@ -8,9 +8,10 @@ import hashlib
 import json
 import math
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, BinaryIO, Callable, Iterable, Iterator
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -350,12 +351,22 @@ def lfs_complete(
 # ---------------------------------------------------------------- commit
 
 
-def parse_commit_payload(body: bytes, max_operations: int) -> tuple[dict[str, Any], list[repos.Operation]]:
+InlineFile = Callable[[str, bytes], repos.Operation]
+
+
+def parse_commit_payload(
+    body: bytes | Iterable[bytes], max_operations: int, inline: InlineFile | None = None,
+) -> tuple[dict[str, Any], list[repos.Operation]]:
+    """The header and operations of an NDJSON commit payload, given whole (`bytes`) or line by
+    line. `inline` turns each decoded inline file into its operation as soon as it is parsed
+    (the commit route stores it, so that no more than one file's bytes is held at a time);
+    without it, inline files stay in memory as `AddRegular`."""
     from releasehub.text import require_json_text, require_text
 
+    lines = body.splitlines() if isinstance(body, bytes) else body
     header: dict[str, Any] | None = None
     operations: list[repos.Operation] = []
-    for number, line in enumerate(body.splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -381,7 +392,9 @@ def parse_commit_payload(body: bytes, max_operations: int) -> tuple[dict[str, An
                 content = base64.b64decode(value["content"], validate=True)
             except ValueError:  # binascii.Error, or a non-ASCII str
                 raise InvalidCommit(f"{path}: 'content' is not valid base64.") from None
-            operations.append(repos.AddRegular(path, content))
+            del item, value  # the decoded bytes only, from here on
+            operations.append(inline(path, content) if inline is not None else repos.AddRegular(path, content))
+            del content
         elif key == "lfsFile":
             oid, size = value.get("oid"), value.get("size")
             if value.get("algo", "sha256") != "sha256" or not isinstance(oid, str) or not is_sha256(oid):
@@ -402,16 +415,45 @@ def parse_commit_payload(body: bytes, max_operations: int) -> tuple[dict[str, An
     return header, operations
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"Commit payload exceeds {limit} bytes; upload large files through LFS.")
+
+
+async def _spool(request: Request, limit: int, spool: BinaryIO) -> None:
+    """Write the request body to `spool`, refusing it (413) once it passes `limit` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"Commit payload exceeds {limit} bytes; upload large files through LFS.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"Commit payload exceeds {limit} bytes; upload large files through LFS.")
-    return bytes(body)
+        raise _too_large(limit)
+    received = 0
+    async for piece in _batched(request):
+        received += len(piece)
+        if received > limit:
+            raise _too_large(limit)
+        await run_in_threadpool(spool.write, piece)
+    await run_in_threadpool(spool.seek, 0)
+
+
+def _spooled_lines(spool: BinaryIO, max_line: int) -> Iterator[bytes]:
+    """The lines of the spooled payload, each read alone; a line longer than `max_line` (an
+    inline file far over the inline limit) is refused without being read whole."""
+    number = 0
+    while True:
+        line = spool.readline(max_line + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > max_line:
+            raise PayloadTooLarge(
+                f"Line {number} of the commit payload is longer than {max_line} bytes; "
+                "upload large files through LFS (the client does so when preupload says 'lfs')."
+            )
+        yield line
+
+
+def max_payload_line(max_regular_bytes: int) -> int:
+    """Longest payload line read: an inline file at the limit, base64-encoded (4/3) with room
+    for JSON escapes, plus 1 MiB for its path and the header's description."""
+    return 2 * max_regular_bytes + 1024 * 1024
 
 
 @router.post("/api/models/{namespace}/{name}/commit/{revision}")
@@ -422,26 +464,36 @@ async def commit(
     if create_pr not in (None, "0", "false"):
         raise BadRequest("Pull requests are not supported; commit to a branch instead.")
     settings = ctx.services.settings
-    body = await _read_limited(request, settings.max_commit_bytes)
-    header, operations = parse_commit_payload(body, settings.max_commit_operations)
-    summary = header.get("summary")
-    description = header.get("description") or ""
-    parent = header.get("parentCommit")
-    if not isinstance(summary, str) or not isinstance(description, str):
-        raise InvalidCommit("The header needs a 'summary' string.")
-    if parent is not None and not isinstance(parent, str):
-        raise InvalidCommit("'parentCommit' must be a commit sha.")
+    store = ctx.services.store
+    branch = decode_segment(revision)
+    # The body goes to disk (an unnamed file, gone when closed, even after a crash), and is
+    # parsed line by line: each inline file is written to the blob store as it is read.
+    spool_dir = store.tmp if isinstance(store, LocalBlobStore) else None
+    with tempfile.TemporaryFile(prefix="commit-", dir=spool_dir) as spool:
+        await _spool(request, settings.max_commit_bytes, spool)
 
-    def write() -> publishing.Published:
-        published = publishing.commit(
-            ctx.session, ctx.services.store, ctx.repo, ctx.subject, branch=decode_segment(revision),
-            operations=operations, title=summary, message=description, parent_commit=parent,
-            max_regular_bytes=settings.max_regular_file_bytes,
-        )
-        wake_dispatcher(request)
-        return published
+        def inline(path: str, content: bytes) -> repos.Operation:
+            return repos.store_inline(store, path, content, settings.max_regular_file_bytes)
 
-    published = await run_in_threadpool(write)
+        def write() -> tuple[str, publishing.Published]:
+            lines = _spooled_lines(spool, max_payload_line(settings.max_regular_file_bytes))
+            header, operations = parse_commit_payload(lines, settings.max_commit_operations, inline)
+            summary = header.get("summary")
+            description = header.get("description") or ""
+            parent = header.get("parentCommit")
+            if not isinstance(summary, str) or not isinstance(description, str):
+                raise InvalidCommit("The header needs a 'summary' string.")
+            if parent is not None and not isinstance(parent, str):
+                raise InvalidCommit("'parentCommit' must be a commit sha.")
+            published = publishing.commit(
+                ctx.session, store, ctx.repo, ctx.subject, branch=branch,
+                operations=operations, title=summary, message=description, parent_commit=parent,
+                max_regular_bytes=settings.max_regular_file_bytes,
+            )
+            wake_dispatcher(request)
+            return summary, published
+
+        summary, published = await run_in_threadpool(write)
     oid = published.oid
     base = (settings.public_url or str(request.base_url)).rstrip("/")
     return {

@@ -70,6 +70,18 @@ class AddRegular:
 
 
 @dataclass(frozen=True)
+class AddStored:
+    """An inline (regular) file whose bytes the commit route already wrote to the blob store
+    while it parsed the payload (`store_inline`), so that a large commit is never held in memory.
+    The committer sent these bytes, so no upload claim is needed."""
+
+    path: str
+    sha256: str
+    size: int
+    git_oid: str
+
+
+@dataclass(frozen=True)
 class AddLfs:
     path: str
     sha256: str
@@ -86,7 +98,7 @@ class DeleteFolder:
     path: str
 
 
-Operation = AddRegular | AddLfs | DeleteFile | DeleteFolder
+Operation = AddRegular | AddStored | AddLfs | DeleteFile | DeleteFolder
 
 
 @dataclass
@@ -527,18 +539,34 @@ def _branch_ref(session: Session, repo: Repo, branch: str) -> Ref:
     return ref
 
 
+def _check_inline_size(path: str, size: int, max_regular_bytes: int) -> None:
+    if size > max_regular_bytes:
+        raise InvalidCommit(
+            f"{path} is {size} bytes, over the inline limit of {max_regular_bytes}; "
+            "upload it through LFS (the client does so when preupload says 'lfs')."
+        )
+
+
+def store_inline(store: BlobStore, path: str, content: bytes, max_regular_bytes: int) -> AddStored:
+    """Write one inline file of a commit to the blob store now (harmless until a commit names it)."""
+    _check_inline_size(path, len(content), max_regular_bytes)
+    return AddStored(path, store.put_bytes(content), len(content), git_blob_oid(content))
+
+
 def store_regular_files(session: Session, store: BlobStore, operations: list[Operation],
                         max_regular_bytes: int) -> None:
-    """Write the inline contents of a commit to the blob store before the commit transaction."""
+    """Write the inline contents of a commit to the blob store before the commit transaction,
+    and record the blob rows of those already stored (in this transaction, so on every retry)."""
     rows = []
     for op in operations:
         if isinstance(op, AddRegular):
-            if len(op.content) > max_regular_bytes:
-                raise InvalidCommit(
-                    f"{op.path} is {len(op.content)} bytes, over the inline limit of {max_regular_bytes}; "
-                    "upload it through LFS (the client does so when preupload says 'lfs')."
-                )
+            _check_inline_size(op.path, len(op.content), max_regular_bytes)
             rows.append((store.put_bytes(op.content), len(op.content)))
+        elif isinstance(op, AddStored):
+            _check_inline_size(op.path, op.size, max_regular_bytes)
+            if not store.exists(op.sha256):
+                raise InvalidCommit(f"{op.path}: its inline content is no longer stored; send the commit again.")
+            rows.append((op.sha256, op.size))
     insert_blob_rows(session, rows)
 
 
@@ -569,6 +597,8 @@ def apply_operations(
         if isinstance(op, AddRegular):
             sha = hashlib.sha256(op.content).hexdigest()
             files[path] = FileState(sha, len(op.content), git_blob_oid(op.content), False)
+        elif isinstance(op, AddStored):
+            files[path] = FileState(op.sha256, op.size, op.git_oid, False)
         elif isinstance(op, AddLfs):
             # The claim first: whether the blob exists (and its size) is told only to those who may name it.
             if not may_name(op.sha256):
