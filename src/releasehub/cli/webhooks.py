@@ -30,7 +30,7 @@ def add(
     repo_id: str = RepoArgument,
     url: str = typer.Argument(..., help="The http(s) URL that receives the events."),
     event: list[str] = typer.Option([], "--event", "-e",
-                                    help="Subscribe to this event only (repeat); default: all events."),
+                                    help="Subscribe to this event only (repeat); default: all repo events (audit.checkpoint, for server admins, must be named)."),
     secret: Optional[str] = typer.Option(None, "--secret",
                                          help="Signing secret, 16 to 128 characters (default: generated)."),
     endpoint: Optional[str] = EndpointOption,
