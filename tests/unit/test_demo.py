@@ -110,3 +110,24 @@ def test_seed_demo_is_idempotent(tmp_path: Path) -> None:
         assert all(s is not None and s.name == "demo" and s.can_write for s in subjects)
     finally:
         services.close()
+
+
+def test_demo_prints_commands_that_run_as_printed(tmp_path: Path) -> None:
+    """Each printed command is one line at any terminal width, and names an hf that exists."""
+    import shutil
+    import sys
+
+    from typer.testing import CliRunner
+
+    from releasehub.cli.main import app
+
+    result = CliRunner().invoke(app, ["demo", "--no-serve", "--data-dir", str(tmp_path / "demo"), "--port", "8123"],
+                                env={"COLUMNS": "60"})
+    assert result.exit_code == 0, result.output
+    lines = [line.strip() for line in result.output.splitlines() if line.strip().startswith("HF_ENDPOINT=")]
+    assert len(lines) == 3 and all(len(line) > 60 for line in lines)  # not wrapped at 60 columns
+    download = lines[0].split()
+    assert download[2:4] == ["download", "demo/tiny-llama"] and download[0] == "HF_ENDPOINT=http://127.0.0.1:8123"
+    hf = download[1]
+    assert shutil.which(hf) is not None or Path(hf).exists()
+    assert Path(hf).name == "hf" and (hf == "hf" or Path(hf).parent == Path(sys.executable).parent)

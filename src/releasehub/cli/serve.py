@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -82,13 +85,27 @@ def demo(
             result = seed_demo(services)
         finally:
             services.close()
-    console.print(f"[bold]demo release:[/bold] {result.repo_id} ({result.files} files) by user {result.user}")
-    console.print("Download it with the unchanged Hugging Face CLI:")
-    console.print(f"  HF_ENDPOINT={url} hf download {result.repo_id} --local-dir ./{result.repo_id.split('/')[1]}")
-    console.print(f"Write token of {result.user} (for uploads): {result.token}")
-    console.print(f"  HF_ENDPOINT={url} HF_TOKEN={result.token} releasehub push DIR {result.user}/NEW-REPO")
+    hf, releasehub = _command("hf"), _command("releasehub")
+    name = result.repo_id.split("/")[1]
+    # soft_wrap: a command is printed on one line, whatever the terminal's width, so it pastes as printed.
+    say = functools.partial(console.print, soft_wrap=True)
+    say(f"[bold]demo release:[/bold] {result.repo_id} ({result.files} files) by user {result.user}")
+    say("Download it with the unchanged Hugging Face CLI:")
+    say(f"  HF_ENDPOINT={url} {hf} download {result.repo_id} --local-dir ./{name}")
+    say(f"Write token of {result.user} (for uploads): {result.token}")
+    say(f"  HF_ENDPOINT={url} HF_TOKEN={result.token} {hf} upload {result.repo_id} ./{name} .")
+    say(f"  HF_ENDPOINT={url} HF_TOKEN={result.token} {releasehub} push DIR {result.user}/NEW-REPO")
     if not no_serve:
         run_server(settings, host, port, 1)
+
+
+def _command(name: str) -> str:
+    """`name` when the shell finds this installation's own, else the full path of this installation's."""
+    own = Path(sys.executable).parent / name
+    found = shutil.which(name)
+    if found is not None and (not own.exists() or Path(found).resolve() == own.resolve()):
+        return name
+    return str(own) if own.exists() else name
 
 
 @db_app.command("upgrade")
