@@ -7,26 +7,38 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint install serve clean
 
-$(BIN)/releasehub: pyproject.toml
+# Two stamps: `make demo` and `make serve` install only what serving needs; `make test` adds the
+# test extra (and torch, which transformers needs in the tests) on top.
+SERVE_STAMP := $(VENV)/.installed-serve
+TEST_STAMP := $(VENV)/.installed-test
+PORT ?= 8000
+
+$(SERVE_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# The CPU build of torch (for transformers in the tests); pinned so pip does not pull CUDA wheels.
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(TEST_STAMP): $(SERVE_STAMP)
+	# torch for transformers in the tests, pinned to 2.13.0: on this project's CI machines pip finds a
+	# CPU-only wheel of that version on local disk; elsewhere the same pin downloads PyPI's default
+	# build, which is large (it carries CUDA libraries on Linux x86_64).
 	$(BIN)/pip install -q "torch==2.13.0"
 	$(BIN)/pip install -q -e ".[test]"
-	touch $(BIN)/releasehub
+	touch $@
 
-install: $(BIN)/releasehub
+install: $(TEST_STAMP)
 
-demo: install
-	$(BIN)/releasehub demo
+demo: $(SERVE_STAMP)
+	$(BIN)/releasehub demo --port $(PORT)
 
-serve: install
-	$(BIN)/releasehub serve
+serve: $(SERVE_STAMP)
+	$(BIN)/releasehub serve --port $(PORT)
 
-test: install
+test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
-lint: install
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy src
 
