@@ -36,6 +36,7 @@ from releasehub.hubapi.repo_routes import router as repo_router
 from releasehub.hubapi.tree_routes import router as tree_router
 from releasehub.hubapi.upload_routes import router as upload_router
 from releasehub.hubapi.copy_routes import router as copy_router
+from releasehub import web
 from releasehub.requestid import RequestIdMiddleware
 from releasehub.services import Services
 from releasehub.settings import Settings
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return {"status": "ok", "version": __version__}
 
     apidocs.install(app)  # /docs, /redoc and /docs/static, before the catch-all repo routes
+    web.install_static(app)  # /static/web: the pages' stylesheet
 
     app.include_router(accounts_router)
     app.include_router(repo_router)
@@ -166,6 +168,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_exception_handler(GatewayError, gateway_error)  # OpenAI's error shape under /v1
     # The catch-all download route comes last so that /api/... routes match first.
     app.include_router(file_router)
+    web.install(app)  # the pages last: /{namespace}/{name} must not shadow an API route
     app.add_middleware(ResolveFastPath)
     app.add_middleware(EncodedSlashMiddleware)
     app.add_middleware(GatewayFastPath)  # gateway calls skip the middleware inside it

@@ -15,7 +15,7 @@ from releasehub.settings import Settings
 
 # Served by FastAPI itself (the OpenAPI schema) and the static assets of its viewers (a Mount):
 # neither reveals repo data. /docs and /redoc are our routes (apidocs) and declare PUBLIC.
-FRAMEWORK_ROUTES = {"/openapi.json", "/docs/static"}
+FRAMEWORK_ROUTES = {"/openapi.json", "/docs/static", "/static/web"}
 
 
 def _permissions(dependant: Dependant) -> list[Permission]:

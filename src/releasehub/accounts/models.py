@@ -21,6 +21,8 @@ class User(Base):
     fullname: Mapped[str | None] = mapped_column(String(200), default=None)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # argon2id hash for signing in to the web pages; None: the user signs in with a token only.
+    password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
 
     memberships: Mapped[list["Membership"]] = relationship(back_populates="user", lazy="selectin")
 
@@ -65,3 +67,21 @@ class Token(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a secret whose sha256 is stored here.
+
+    `scope` is that of the credential the browser signed in with (a password signs in with
+    write scope, a read token with read scope). Signing out sets `ended_at`.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(16), default="write")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
