@@ -274,6 +274,10 @@ def test_validate_yaml_rejects_broken_yaml(server) -> None:
     good = httpx.post(f"{server.url}/api/validate-yaml", json={"content": "---\nlicense: mit\n---\n"}, timeout=30)
     assert good.status_code == 200
     assert good.json() == {"errors": [], "warnings": []}
+    # Valid YAML whose model-index is not the Hub's shape is refused too (issue 12: `model-index: foo`).
+    shaped = httpx.post(f"{server.url}/api/validate-yaml", json={"content": "---\nmodel-index: foo\n---\n"},
+                        timeout=30)
+    assert shaped.status_code == 400 and "model-index must be a list" in shaped.json()["errors"][0]["message"]
 
 
 def test_upload_folder_refuses_broken_card_before_uploading(api: HfApi, repo_id: str, tmp_path: Path) -> None:

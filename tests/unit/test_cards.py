@@ -37,3 +37,19 @@ def test_invalid_utf8() -> None:
 
 def test_crlf() -> None:
     assert parse_card("---\r\nlicense: mit\r\n---\r\n")[0] == {"license": "mit"}
+
+
+def test_model_index_shape_is_checked() -> None:
+    from releasehub.repos.cards import model_index_problems
+
+    assert model_index_problems({"license": "mit"}) == []
+    assert model_index_problems({"model-index": "foo"}) == [
+        "model-index must be a list of models, each with `name` and `results`"]
+    good = {"model-index": [{"name": "m", "results": [{"task": {"type": "text-generation"},
+                                                       "dataset": {"name": "d", "type": "d"},
+                                                       "metrics": [{"type": "accuracy", "value": 0.5}]}]}]}
+    assert model_index_problems(good) == []
+    bad = {"model-index": [{"name": "m", "results": [{"task": {}, "dataset": {"name": "d"}, "metrics": []}]}]}
+    problems = model_index_problems(bad)
+    assert any("task.type" in p for p in problems) and any("dataset" in p for p in problems)
+    assert any("metrics must be a non-empty list" in p for p in problems)

@@ -32,7 +32,7 @@ from releasehub.hubapi.deps import (
     wake_dispatcher,
 )
 from releasehub.repos import service as repos
-from releasehub.repos.cards import parse_card
+from releasehub.repos.cards import model_index_problems, parse_card
 from releasehub.services import Services
 
 router = APIRouter(tags=["repos"])
@@ -223,6 +223,10 @@ def validate_yaml(
 ) -> JSONResponse:
     """Checks a model card's front matter before an upload (as `upload_folder` asks)."""
     data, error = parse_card(body.content)
+    if error is None and data:
+        problems = model_index_problems(data)
+        if problems:
+            error = "README.md metadata is not valid: " + "; ".join(problems[:5]) + "."
     if error is not None:
         return JSONResponse({"errors": [{"message": error}], "warnings": []}, status_code=400,
                             headers={"X-Error-Code": "BadRequest", "X-Error-Message": error[:500]})

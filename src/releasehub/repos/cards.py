@@ -52,3 +52,53 @@ def parse_card_bytes(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
     except UnicodeDecodeError:
         return None, "README.md is not valid UTF-8."
     return parse_card(text)
+
+
+def _metric_problems(where: str, metrics: Any) -> list[str]:
+    if not isinstance(metrics, list) or not metrics:
+        return [f"{where}.metrics must be a non-empty list"]
+    problems = []
+    for k, metric in enumerate(metrics):
+        if not isinstance(metric, dict):
+            problems.append(f"{where}.metrics[{k}] must be a mapping")
+        elif not isinstance(metric.get("type"), str) or "value" not in metric:
+            problems.append(f"{where}.metrics[{k}] needs `type` (text) and `value`")
+    return problems
+
+
+def model_index_problems(data: dict[str, Any]) -> list[str]:
+    """What is wrong with a card's `model-index` (the Hub's evaluation results), if it has one.
+
+    The shape the Hub accepts: a list of {name, results: [{task: {type}, dataset: {name, type},
+    metrics: [{type, value}]}]}.
+    """
+    index = data.get("model-index")
+    if index is None:
+        return []
+    if not isinstance(index, list):
+        return ["model-index must be a list of models, each with `name` and `results`"]
+    problems: list[str] = []
+    for i, model in enumerate(index):
+        where = f"model-index[{i}]"
+        if not isinstance(model, dict):
+            problems.append(f"{where} must be a mapping with `name` and `results`")
+            continue
+        if not isinstance(model.get("name"), str):
+            problems.append(f"{where}.name must be text")
+        results = model.get("results")
+        if not isinstance(results, list):
+            problems.append(f"{where}.results must be a list")
+            continue
+        for j, result in enumerate(results):
+            at = f"{where}.results[{j}]"
+            if not isinstance(result, dict):
+                problems.append(f"{at} must be a mapping with `task`, `dataset` and `metrics`")
+                continue
+            task, dataset = result.get("task"), result.get("dataset")
+            if not isinstance(task, dict) or not isinstance(task.get("type"), str):
+                problems.append(f"{at}.task.type must be text (e.g. text-generation)")
+            if not isinstance(dataset, dict) or not isinstance(dataset.get("name"), str) \
+                    or not isinstance(dataset.get("type"), str):
+                problems.append(f"{at}.dataset needs `name` and `type` (text)")
+            problems.extend(_metric_problems(at, result.get("metrics")))
+    return problems
