@@ -398,3 +398,14 @@ def test_a_repo_id_without_a_namespace_is_a_missing_repo(server) -> None:  # typ
     assert signed.status_code == 404 and signed.headers["X-Error-Code"] == "RepoNotFound"
     # An unserved route of a real repo stays a plain NotFound.
     assert httpx.get(f"{server.url}/api/models/a/b/discussions/x/y").headers["X-Error-Code"] == "NotFound"
+
+
+def test_unserved_hub_routes_say_what_is_not_served(server: Any, api: HfApi, repo_id: str) -> None:
+    """Not `{"error": "Not Found"}`: the answer names the route and why it is not served (issue 12)."""
+    with pytest.raises(HfHubHTTPError, match="moving \\(renaming\\) a repository is not supported"):
+        api.move_repo(repo_id, f"{repo_id}-renamed")
+    spaces = raw(server, "GET", "/api/spaces/someone/app")
+    assert_error(spaces, 404, "NotFound")
+    assert "GET /api/spaces/someone/app is not served: datasets and spaces" in spaces.json()["error"]
+    other = raw(server, "GET", "/api/no-such-route")
+    assert other.json()["error"] == "GET /api/no-such-route is not served by releasehub (see /docs for the routes served)."

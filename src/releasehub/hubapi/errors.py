@@ -95,6 +95,30 @@ def _repo_not_found(request: Request, repo_id: str) -> Response:
     return error_response(request, decision.status, decision.error_code, decision.reason)
 
 
+# Hub features that have routes on the Hub and none here, by the first segments of their paths.
+_NOT_SERVED = (
+    (re.compile(r"^/api/(datasets|spaces)(/|$)"), "datasets and spaces are not served; releasehub serves model repositories"),
+    (re.compile(r"^/api/models/[^/]+/[^/]+/discussions(/|$)"), "pull requests and discussions are not served"),
+    (re.compile(r"^/api/collections(/|$)"), "collections are not served"),
+    (re.compile(r"^/api/(inference|endpoints)"), "inference endpoints are not served; hosted models answer at /v1"),
+    (re.compile(r"^/api/repos/move(/|$)"), "moving (renaming) a repository is not supported; create the new repository "
+                                            "and push to it"),
+)
+
+
+def _unserved(request: Request, status: int, detail: str) -> str:
+    """The routing layer's bare "Not Found", said so that a client's error names what it asked for."""
+    what = f"{request.method} {request.url.path}"
+    if status == 405:
+        return f"{what}: this method is not allowed on this path (see /docs for the routes served)."
+    if status != 404 or detail != "Not Found":
+        return detail
+    for pattern, reason in _NOT_SERVED:
+        if pattern.match(request.url.path):
+            return f"{what} is not served: {reason}."
+    return f"{what} is not served by releasehub (see /docs for the routes served)."
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ReleasehubError)
     async def domain_error(request: Request, exc: ReleasehubError) -> Response:
@@ -114,7 +138,7 @@ def install(app: FastAPI) -> None:
             if missing is not None:
                 return _repo_not_found(request, missing)
         code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code)
-        return error_response(request, exc.status_code, code, str(exc.detail))
+        return error_response(request, exc.status_code, code, _unserved(request, exc.status_code, str(exc.detail)))
 
     @app.exception_handler(DataError)
     async def unstorable_value(request: Request, exc: DataError) -> Response:
