@@ -118,8 +118,24 @@ def cached_profile(session: Session, store: BlobStore, repo: Repo, repo_id: str,
     row = session.execute(select(CachedProfile.profile).where(*key)).scalar_one_or_none()
     if row is not None:
         return row
+    profile = view_profile(store, repo_id, commit, readable, listed_only)
+    # A concurrent request may have stored the same row: the unique key keeps one; both are equal.
+    try:
+        with session.begin_nested():
+            session.add(CachedProfile(repo_id=repo.id, commit_sha=commit.oid, view_digest=digest,
+                                      version=PROFILE_VERSION, profile=profile))
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+    return profile
+
+
+def view_profile(store: BlobStore, repo_id: str, commit: Commit, readable: Mapping[str, FileState],
+                 listed_only: Mapping[str, int], options: Options | None = None) -> dict[str, Any]:
+    """The profile of this view of `commit` under `options`, computed now (not cached: `cached_profile`
+    keeps the default options' profile; the web page's context and accelerator choices come here)."""
     snapshot = StoredSnapshot(store, repo_id, commit.oid, readable, listed_only)
-    profile = build_profile(snapshot, options=Options())
+    profile = build_profile(snapshot, options=options or Options())
     if listed_only:
         profile["restricted"] = {
             "files": sorted(listed_only),
@@ -133,12 +149,4 @@ def cached_profile(session: Session, store: BlobStore, repo: Repo, repo_id: str,
                 profile["resourcing"]["listed_weight_bytes"] = weights
                 profile["notes"].append(f"The weight files the gate closes hold {weights:,} bytes "
                                         f"({weights / 1e9:,.1f} GB) as published.")
-    # A concurrent request may have stored the same row: the unique key keeps one; both are equal.
-    try:
-        with session.begin_nested():
-            session.add(CachedProfile(repo_id=repo.id, commit_sha=commit.oid, view_digest=digest,
-                                      version=PROFILE_VERSION, profile=profile))
-        session.commit()
-    except IntegrityError:
-        session.rollback()
     return profile
