@@ -57,7 +57,7 @@ def _day_row(html: str, day: str) -> list[str]:
     return re.findall(r'<td class="num">([^<]*)</td>', match.group(1))
 
 
-def test_usage_per_day_and_per_key_for_a_writer(site: Site) -> None:
+def test_usage_per_day_for_a_writer_and_per_key_for_an_admin(site: Site) -> None:
     repo_id, owner, writer, _ = _org_repo(site)
     caller = site.user()
     _host(site, repo_id, owner)
@@ -70,6 +70,9 @@ def test_usage_per_day_and_per_key_for_a_writer(site: Site) -> None:
     assert _day_row(html, (today - timedelta(days=2)).isoformat()) == ["1", "0", "0", "7", "1"]
     assert _day_row(html, (today - timedelta(days=1)).isoformat()) == ["0", "0", "0", "0", "0"]
     assert (today - timedelta(days=45)).isoformat() not in html  # outside the 30 days
+    # Another user's key is for the repo's admins (as /api/gateway/usage): the writer sees only their own.
+    assert key_id not in html and "Your own keys only" in html
+    html = _main(site.browser(owner).get(f"/{repo_id}/usage").text)
     key_row = re.search(rf"<code>{key_id}</code>.*?</tr>", html)
     assert key_row is not None
     assert f"<td>{caller}</td><td>default</td><td>active</td>" in key_row.group(0)

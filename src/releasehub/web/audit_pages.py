@@ -133,11 +133,15 @@ def usage_page(request: Request, page: RepoPage = Depends(page_repo(Permission.R
     ctx = page.ctx
     today = ctx.now.astimezone(timezone.utc).date()
     days = usage_by_day(ctx.session, ctx.repo, today)
+    admin = ctx.decide(Permission.REPO_ADMIN).allowed
     context = {
         **base_context(page, "usage"),
         "engine": gateway_service.hosted_of(ctx.session, ctx.repo),
         "days": days,
-        "keys": usage_by_key(ctx.session, ctx.repo, today),
+        # As /api/gateway/usage: every key of the repo for its admins, a writer's own keys for a writer.
+        "keys": [key for key in usage_by_key(ctx.session, ctx.repo, today)
+                 if admin or key.get("user") == ctx.subject.name],
+        "own_keys_only": not admin,
         "totals": DayUsage(today, *(sum(getattr(d, f) for d in days) for f in
                                     ("requests", "refused", "errors", "prompt_tokens", "completion_tokens"))),
         "chart": bar_chart([(d.day.isoformat(), d.requests) for d in days], unit="requests",
