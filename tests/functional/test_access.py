@@ -212,6 +212,10 @@ def test_grant_expiry(server: Any, api: HfApi, owner: tuple[str, str]) -> None:
     from datetime import datetime, timezone
 
     expires = datetime.fromtimestamp(soon, timezone.utc).isoformat()
+    past = datetime.fromtimestamp(time.time() - 60, timezone.utc).isoformat()
+    refused = httpx.post(f"{server.url}/api/models/{repo_id}/user-access-request/grant",
+                         headers={"Authorization": f"Bearer {owner[1]}"}, json={"user": user, "expiresAt": past})
+    assert refused.status_code == 400 and "expiry must lie in the future" in refused.text  # no grant born expired
     r = httpx.post(f"{server.url}/api/models/{repo_id}/user-access-request/grant",
                    headers={"Authorization": f"Bearer {owner[1]}"}, json={"user": user, "expiresAt": expires})
     assert r.status_code == 200, r.text

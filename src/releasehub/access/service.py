@@ -575,6 +575,8 @@ def grant_access(session: Session, repo: Repo, actor: str, user: str, *, tier: s
                  expires_at: datetime | None = None, now: datetime | None = None) -> AccessRequest:
     """The Hub's `user-access-request/grant`: access without a request."""
     now = now or utcnow()
+    if expires_at is not None and expires_at <= now:
+        raise BadRequest("The expiry must lie in the future.")  # as handle_request: no grant born expired
     doc = stored_doc(repo)
     if not repo.gated and not doc.tiers:
         raise NothingToRequest(f"{repo.repo_id} is not gated and has no access tiers: there is nothing to grant.")
