@@ -7,8 +7,9 @@ in-process on the short text below, so the demo and the tests run without a netw
 from __future__ import annotations
 
 import json
+import secrets
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from releasehub import publishing
+from releasehub.access import service as access_service
 from releasehub.accounts import service as accounts
+from releasehub.accounts import sessions
 from releasehub.accounts.models import User
 from releasehub.repos import service as repos
 from releasehub.services import Services
 
 DEMO_USER = "demo"
 DEMO_REPO = "tiny-llama"
+GATED_REPO = "tiny-llama-gated"
+VISITOR = "visitor"
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
 
 CORPUS = """\
@@ -202,12 +207,38 @@ def build_tiny_model(directory: Path, *, seed: int = 0, config: TinyConfig = Tin
     return written
 
 
+GATE = """\
+extra_gated_prompt: >-
+  tiny-llama-gated is the demo of a reviewed release: tell the releasers who you are and how you
+  will use it, and accept its license. They review each request by hand.
+extra_gated_fields:
+  Company: text
+  Country: country
+  I agree to use this model for research only: checkbox
+extra_gated_button_content: Request access to tiny-llama-gated
+"""
+
+
+def gated_card(card: str) -> str:
+    """The demo card of the gated release: the same model, behind a reviewed gate (the Hub's fields)."""
+    assert card.startswith("---\n")
+    body = card[4:].replace("name: tiny-llama\n", f"name: {GATED_REPO}\n", 1)
+    body = body.replace("# tiny-llama (releasehub demo)", f"# {GATED_REPO} (releasehub demo, gated)", 1)
+    body = body.replace(f"{DEMO_USER}/{DEMO_REPO}", f"{DEMO_USER}/{GATED_REPO}")
+    note = ("\n## Access\n\nThis copy of the demo model is gated: sign in, fill in the form on its access page "
+            "and wait for the releaser (`demo`) to accept the request; downloads then need your token "
+            "(`HF_TOKEN`).\n")
+    return "---\n" + GATE + body + note
+
+
 @dataclass(frozen=True)
 class DemoResult:
     repo_id: str
     user: str
     token: str
     files: int
+    gated_repo_id: str = f"{DEMO_USER}/{GATED_REPO}"
+    passwords: dict[str, str] = field(default_factory=dict)  # new at every seeding; printed, never stored
 
 
 def _demo_operations(services: Services, session: Session, directory: Path, repo_pk: int,
@@ -226,25 +257,63 @@ def _demo_operations(services: Services, session: Session, directory: Path, repo
     return operations
 
 
-def seed_demo(services: Services, work_dir: Path | None = None) -> DemoResult:
-    """Create (once) user `demo` and the release `demo/tiny-llama`; a new write token every call."""
-    with services.db.session() as session:
-        if session.scalar(select(User.id).where(User.name == DEMO_USER)) is None:
-            accounts.create_user(session, DEMO_USER, email="demo@example.org", fullname="Demo Releaser")
-        _, token = accounts.create_token(session, DEMO_USER, name="demo", scope="write")
-        repo = repos.find_repo(session, DEMO_USER, DEMO_REPO)
-        if repo is None:
-            repo = repos.create_repo(session, services.store, DEMO_USER, DEMO_REPO, author=DEMO_USER,
-                                     private=False)
+def _user(session: Session, name: str, email: str, fullname: str) -> str:
+    """The user (created once) with a new random password, which is returned."""
+    if session.scalar(select(User.id).where(User.name == name)) is None:
+        accounts.create_user(session, name, email=email, fullname=fullname)
+    password = secrets.token_urlsafe(12)
+    sessions.set_password(session, name, password)
+    return password
+
+
+def _release(services: Services, session: Session, name: str, model: Path, subject: Any,
+             gated: bool = False) -> int:
+    """The repo `demo/name` with the tiny model committed (once); returns its number of files."""
+    repo = repos.find_repo(session, DEMO_USER, name)
+    if repo is None:
+        repo = repos.create_repo(session, services.store, DEMO_USER, name, author=DEMO_USER, private=False)
+    files = repos.commit_files(session, repos.resolve_revision(session, repo, repos.DEFAULT_BRANCH))
+    if "model.safetensors" not in files:
+        operations = _demo_operations(services, session, model, repo.id, subject.user_id)
+        if gated:
+            card = gated_card((model / "README.md").read_text())
+            operations = [op for op in operations if getattr(op, "path", None) != "README.md"]
+            operations.append(repos.AddRegular("README.md", card.encode()))
+        # The same use case as the commit endpoint: the card's policy and the events too.
+        publishing.commit(session, services.store, repo, subject, branch=repos.DEFAULT_BRANCH,
+                          operations=operations, title="Add tiny demo model")
         files = repos.commit_files(session, repos.resolve_revision(session, repo, repos.DEFAULT_BRANCH))
-        if "model.safetensors" not in files:
-            with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
-                build_tiny_model(Path(tmp))
-                subject = accounts.authenticate(session, token)
-                assert subject is not None and subject.user_id is not None
-                operations = _demo_operations(services, session, Path(tmp), repo.id, subject.user_id)
-                # The same use case as the commit endpoint: the card's policy and the events too.
-                publishing.commit(session, services.store, repo, subject, branch=repos.DEFAULT_BRANCH,
-                                  operations=operations, title="Add tiny demo model")
-            files = repos.commit_files(session, repos.resolve_revision(session, repo, repos.DEFAULT_BRANCH))
-        return DemoResult(repo_id=repo.repo_id, user=DEMO_USER, token=token, files=len(files))
+    if gated and repo.gated != "manual":
+        access_service.update_settings(session, repo, visibility=None, gated="manual", actor=DEMO_USER)
+    return len(files)
+
+
+def seed_demo(services: Services, work_dir: Path | None = None) -> DemoResult:
+    """Create (once) users `demo` and `visitor`, the release `demo/tiny-llama` and its gated twin
+    `demo/tiny-llama-gated`; a new write token and new passwords every call."""
+    with services.db.session() as session:
+        passwords = {DEMO_USER: _user(session, DEMO_USER, "demo@example.org", "Demo Releaser"),
+                     VISITOR: _user(session, VISITOR, "visitor@example.org", "Demo Visitor")}
+        _, token = accounts.create_token(session, DEMO_USER, name="demo", scope="write")
+        subject = accounts.authenticate(session, token)
+        assert subject is not None and subject.user_id is not None
+        with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+            model = Path(tmp)
+            if not _seeded(session):
+                build_tiny_model(model)  # once, for both releases: keeps `make demo` fast
+            files = _release(services, session, DEMO_REPO, model, subject)
+            _release(services, session, GATED_REPO, model, subject, gated=True)
+        return DemoResult(repo_id=f"{DEMO_USER}/{DEMO_REPO}", user=DEMO_USER, token=token, files=files,
+                          passwords=passwords)
+
+
+def _seeded(session: Session) -> bool:
+    """Both releases hold the model already (a second seeding builds nothing)."""
+    for name in (DEMO_REPO, GATED_REPO):
+        repo = repos.find_repo(session, DEMO_USER, name)
+        if repo is None:
+            return False
+        head = repos.resolve_revision(session, repo, repos.DEFAULT_BRANCH)
+        if "model.safetensors" not in repos.commit_files(session, head):
+            return False
+    return True

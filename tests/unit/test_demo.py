@@ -131,3 +131,52 @@ def test_demo_prints_commands_that_run_as_printed(tmp_path: Path) -> None:
     hf = download[1]
     assert shutil.which(hf) is not None or Path(hf).exists()
     assert Path(hf).name == "hf" and (hf == "hf" or Path(hf).parent == Path(sys.executable).parent)
+
+
+def test_seed_demo_adds_a_gated_twin_and_two_users_with_fresh_passwords(tmp_path: Path) -> None:
+    from releasehub.access import service as access_service
+    from releasehub.accounts import sessions
+
+    services = Services.build(Settings(data_dir=tmp_path))
+    try:
+        first = seed_demo(services)
+        second = seed_demo(services)
+        assert first.gated_repo_id == "demo/tiny-llama-gated"
+        assert set(first.passwords) == set(second.passwords) == {"demo", "visitor"}
+        assert all(first.passwords[u] != second.passwords[u] for u in first.passwords)
+        with services.db.session() as session:
+            for user, password in second.passwords.items():
+                assert sessions.check_password(session, user, password) is not None
+                assert sessions.check_password(session, user, first.passwords[user]) is None
+            gated = repos.get_repo(session, "demo", "tiny-llama-gated")
+            assert gated.gated == "manual" and not gated.private
+            head = repos.resolve_revision(session, gated, "main")
+            assert len(repos.list_commits(session, gated, head)) == 2  # seeding twice commits once
+            assert set(repos.commit_files(session, head)) == EXPECTED_FILES | {".gitattributes"}
+            gate = access_service.stored_doc(gated).gate
+            assert [(f.label, f.type) for f in gate.fields] == [
+                ("Company", "text"), ("Country", "country"),
+                ("I agree to use this model for research only", "checkbox")]
+            assert gate.prompt and gate.button_content == "Request access to tiny-llama-gated"
+            card = services.store.read_bytes(repos.commit_files(session, head)["README.md"].sha256).decode()
+            assert "hf download demo/tiny-llama-gated" in card and "demo/tiny-llama " not in card
+            open_repo = repos.get_repo(session, "demo", "tiny-llama")
+            assert open_repo.gated is None
+    finally:
+        services.close()
+
+
+def test_demo_prints_the_pages_and_the_passwords(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from releasehub.cli.main import app
+
+    result = CliRunner().invoke(app, ["demo", "--no-serve", "--data-dir", str(tmp_path / "demo"), "--port", "8124"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for url in ("http://127.0.0.1:8124/demo/tiny-llama\n", "http://127.0.0.1:8124/demo/tiny-llama-gated ",
+                "http://127.0.0.1:8124/login\n"):
+        assert url in out, url
+    passwords = dict(line.strip().removeprefix("password of ").split(": ") for line in out.splitlines()
+                     if line.strip().startswith("password of "))
+    assert set(passwords) == {"demo", "visitor"} and all(len(p) >= 10 for p in passwords.values())

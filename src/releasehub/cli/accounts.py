@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -9,7 +10,9 @@ import typer
 from rich.table import Table
 
 from releasehub.accounts import service as accounts
-from releasehub.cli.common import DatabaseUrlOption, DataDirOption, console, database, friendly_errors, load_settings
+from releasehub.accounts import sessions
+from releasehub.cli.common import DatabaseUrlOption, DataDirOption, console, database, err_console, friendly_errors, \
+    load_settings
 
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 orgs_app = typer.Typer(help="Manage organisations and their members.", no_args_is_help=True)
@@ -48,6 +51,32 @@ def users_set_email(
         user.email = email
         user.email_verified = verified
         console.print(f"{name}: email {email}" + (" (verified)" if verified else " (not verified)"))
+
+
+def _read_password(from_stdin: bool) -> str:
+    """The new password: one line of stdin (its line ending dropped), or a hidden, confirmed prompt."""
+    if not from_stdin:
+        return str(typer.prompt("New password", hide_input=True, confirmation_prompt=True))
+    line = sys.stdin.readline()
+    if not line:
+        err_console.print("[red]error:[/red] --stdin: no password on standard input (give it as one line).")
+        raise typer.Exit(1)
+    return line.rstrip("\r\n")
+
+
+@users_app.command("set-password")
+def users_set_password(
+    name: str,
+    stdin: bool = typer.Option(False, "--stdin", help="Read the password as one line from standard input "
+                                                      "(for scripts) instead of a hidden prompt."),
+    data_dir: Optional[Path] = DataDirOption,
+    database_url: Optional[str] = DatabaseUrlOption,
+) -> None:
+    """Set a user's password for signing in to the web pages (ends their signed-in sessions)."""
+    password = _read_password(stdin)
+    with friendly_errors(), database(load_settings(data_dir, database_url)) as db, db.session() as session:
+        sessions.set_password(session, name, password)
+        console.print(f"password set for [bold]{name}[/bold]; their browser sessions, if any, were ended")
 
 
 @users_app.command("list")

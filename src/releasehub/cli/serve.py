@@ -95,6 +95,13 @@ def demo(
     say(f"Write token of {result.user} (for uploads): {result.token}")
     say(f"  HF_ENDPOINT={url} HF_TOKEN={result.token} {hf} upload {result.repo_id} ./{name} .")
     say(f"  HF_ENDPOINT={url} HF_TOKEN={result.token} {releasehub} push DIR {result.user}/NEW-REPO")
+    say("[bold]In a browser:[/bold]")
+    say(f"  model page:    {url}/{result.repo_id}")
+    say(f"  gated release: {url}/{result.gated_repo_id} (request access as visitor, review it as demo)")
+    say(f"  sign in:       {url}/login")
+    for user, password in result.passwords.items():
+        say(f"  password of {user}: {password}")
+    say("  (new passwords at every `releasehub demo`)")
     if not no_serve:
         run_server(settings, host, port, 1)
 
