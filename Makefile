@@ -25,6 +25,11 @@ $(TEST_STAMP): $(SERVE_STAMP)
 	# build, which is large (it carries CUDA libraries on Linux x86_64).
 	$(BIN)/pip install -q "torch==2.13.0"
 	$(BIN)/pip install -q -e ".[test]"
+	# axe-core for the browser tests' accessibility audit (tests/browser, docs/web.md). Without npm
+	# those tests skip locally; under CI they fail, so a missing tool cannot hide.
+	if command -v npm >/dev/null; then \
+		npm install --no-audit --no-fund --silent --prefix $(VENV)/axe axe-core@4; \
+	else echo "npm not found: the browser tests' axe-core audit will skip (see docs/web.md)"; fi
 	touch $@
 
 install: $(TEST_STAMP)
