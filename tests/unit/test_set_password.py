@@ -38,7 +38,7 @@ def test_prompt_sets_the_password_and_ends_old_sessions(tmp_path: Path) -> None:
     assert _invoke(tmp_path, "create", "ada").exit_code == 0
     db = _db(tmp_path)
     with db.session() as session:
-        old = sessions.start(session, accounts.get_user(session, "ada"), "write")
+        old = sessions.start(session, sessions.SignIn(accounts.get_user(session, "ada"), "write"))
     result = _invoke(tmp_path, "set-password", "ada", input=f"{PASSWORD}\n{PASSWORD}\n")
     assert result.exit_code == 0, result.output
     assert PASSWORD not in result.output  # hidden input is not echoed

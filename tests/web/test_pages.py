@@ -92,3 +92,18 @@ def _value(html: str, name: str) -> str:
     match = re.search(rf'name="{name}" value="([^"]*)"', html)
     assert match is not None
     return match.group(1)
+
+
+def test_revoking_the_token_a_browser_signed_in_with_ends_that_session(site: Site) -> None:
+    from releasehub.accounts import service as accounts
+
+    user = site.user()
+    token = site.token(user, "read")
+    browser = site.browser()
+    page = browser.get("/login")
+    browser.post("/login", data={"csrf_token": csrf(page.text), "token": token})
+    assert user in browser.get("/login").text
+    with site.services.db.session() as session:
+        (row,) = [t for t in accounts.list_tokens(session, user) if token.startswith(t.prefix)]
+        accounts.revoke_token(session, row.id)
+    assert user not in browser.get("/login").text

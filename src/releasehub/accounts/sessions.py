@@ -9,6 +9,7 @@ server, so a copied cookie stops working too.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -17,7 +18,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from releasehub.accounts.models import Membership, Org, User, WebSession
+from releasehub.accounts.models import Membership, Org, Token, User, WebSession
 from releasehub.accounts.service import authenticate, get_user, hash_secret
 from releasehub.accounts.subject import Subject
 from releasehub.db import utcnow
@@ -63,21 +64,35 @@ def check_password(session: Session, user_name: str, password: str) -> User | No
     return user
 
 
-def user_for_token(session: Session, token: str) -> tuple[User, str] | None:
-    """The user and scope of a valid access token (signing in with a token)."""
+@dataclass(frozen=True)
+class SignIn:
+    """Who signs in, with which scope, and through which token (None: a password)."""
+
+    user: User
+    scope: str
+    token: Token | None = None
+
+
+def sign_in_with_token(session: Session, token: str) -> SignIn | None:
+    """A valid access token signs its user in, with the token's scope."""
     subject = authenticate(session, token.strip())
-    if subject is None or subject.user_id is None:
+    if subject is None or subject.user_id is None or subject.token_id is None:
         return None
-    user = session.get(User, subject.user_id)
-    return (user, subject.scope) if user is not None else None
+    user, row = session.get(User, subject.user_id), session.get(Token, subject.token_id)
+    return SignIn(user, subject.scope, row) if user is not None and row is not None else None
 
 
-def start(session: Session, user: User, scope: str, now: datetime | None = None) -> str:
-    """A new session for `user`; returns the cookie's secret (never stored)."""
+def start(session: Session, signed: SignIn, now: datetime | None = None) -> str:
+    """A new session; returns the cookie's secret (never stored). A session signed in with a token
+    ends when the token does (revoked or expired)."""
     now = now or utcnow()
     secret = secrets.token_urlsafe(32)
-    session.add(WebSession(user_id=user.id, secret_hash=hash_secret(secret), scope=scope, created_at=now,
-                           expires_at=now + timedelta(days=SESSION_DAYS)))
+    expires = now + timedelta(days=SESSION_DAYS)
+    if signed.token is not None and signed.token.expires_at is not None:
+        expires = min(expires, signed.token.expires_at)
+    session.add(WebSession(user_id=signed.user.id, secret_hash=hash_secret(secret), scope=signed.scope,
+                           token_id=signed.token.id if signed.token is not None else None, created_at=now,
+                           expires_at=expires))
     session.flush()
     return secret
 
@@ -90,8 +105,9 @@ def end(session: Session, secret: str, now: datetime | None = None) -> None:
 
 _SESSION_LOOKUP = (
     select(WebSession.id, WebSession.scope, WebSession.expires_at, WebSession.ended_at, User.id, User.name,
-           User.is_admin, Org.name, Membership.role)
+           User.is_admin, Org.name, Membership.role, WebSession.token_id, Token.revoked_at)
     .join(User, User.id == WebSession.user_id)
+    .outerjoin(Token, Token.id == WebSession.token_id)
     .outerjoin(Membership, Membership.user_id == User.id)
     .outerjoin(Org, Org.id == Membership.org_id)
     .where(WebSession.secret_hash == bindparam("secret_hash"))
@@ -106,8 +122,8 @@ def subject_of(executor: Session | Connection, secret: str, now: datetime | None
     rows = executor.execute(_SESSION_LOOKUP, {"secret_hash": hash_secret(secret)}).all()
     if not rows:
         return None
-    _, scope, expires_at, ended_at, user_id, user_name, is_admin, _, _ = rows[0]
-    if ended_at is not None or expires_at <= now:
+    _, scope, expires_at, ended_at, user_id, user_name, is_admin, _, _, token_id, token_revoked = rows[0]
+    if ended_at is not None or expires_at <= now or (token_id is not None and token_revoked is not None):
         return None
     roles = {row[7]: row[8] for row in rows if row[7] is not None}
     return Subject(user_id=user_id, name=user_name, is_admin=is_admin, scope=scope, org_roles=roles)

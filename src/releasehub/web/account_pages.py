@@ -52,17 +52,16 @@ async def login(request: Request, viewer: Viewer = Depends(page_requires(Permiss
     name, password, token = form.get("username", "").strip(), form.get("password", ""), form.get("token", "").strip()
     signed = None
     if token:
-        signed = sessions.user_for_token(session, token)
+        signed = sessions.sign_in_with_token(session, token)
     elif name and password:
         user = sessions.check_password(session, name, password)
-        signed = (user, "write") if user is not None else None
+        signed = sessions.SignIn(user, "write") if user is not None else None
     if signed is None:
         message = ("That token is unknown, expired or revoked." if token
                    else "Wrong user name or password." if name or password
                    else "Enter your user name and password, or an access token.")
         return _login_form(request, viewer, error=message, next_url=next_url, name=name, status=400)
-    user, scope = signed
-    secret = sessions.start(session, user, scope)
+    secret = sessions.start(session, signed)
     session.commit()
     response = RedirectResponse(next_url, status_code=303)
     set_cookie(request, response, SESSION_COOKIE, secret, max_age=sessions.SESSION_DAYS * 86400)

@@ -24,9 +24,11 @@ def upgrade() -> None:
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('secret_hash', sa.String(length=64), nullable=False),
     sa.Column('scope', sa.String(length=16), nullable=False),
+    sa.Column('token_id', sa.Integer(), nullable=True),
     sa.Column('created_at', releasehub.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('expires_at', releasehub.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('ended_at', releasehub.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['token_id'], ['tokens.id'], name=op.f('fk_web_sessions_token_id_tokens'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_web_sessions_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_web_sessions')),
     sa.UniqueConstraint('secret_hash', name=op.f('uq_web_sessions_secret_hash'))
