@@ -11,11 +11,15 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from releasehub.web import account_pages, repo_pages
+from releasehub.web import (account_pages, audit_pages, file_pages, list_pages, profile_pages, repo_pages,
+                            review_pages, settings_pages, token_pages)
 from releasehub.web.templating import STATIC
 
 STATIC_PATH = "/static/web"
-ROUTERS = [account_pages.router, repo_pages.router]
+# Routers with literal first segments (/login, /settings/tokens, /models, /compare) before the
+# /{namespace}/{name} pages, which would otherwise take them for a repo.
+ROUTERS = [account_pages.router, token_pages.router, audit_pages.router, settings_pages.router,
+           review_pages.router, list_pages.router, file_pages.router, profile_pages.router, repo_pages.router]
 
 
 def install_static(app: FastAPI) -> None:
