@@ -36,6 +36,8 @@ class Permission(enum.StrEnum):
     GATEWAY_CALL = "gateway:call"  # the OpenAI-compatible API: an API key, then REPO_READ for its user
     XET_CAS = "xet:cas"  # the Xet CAS routes: a CAS token (signed, one repo, one user, one direction),
     # or for xorb range URLs a signed link (one xorb, one byte range, an expiry)
+    SERVER_ADMIN = "server:admin"  # users, all organisations, other users' tokens: a server admin's write token
+    ORG_ADMIN = "org:admin"  # an organisation's members: signed in with write scope, then `decide_org_admin`
 
 
 @dataclass(frozen=True)
@@ -254,7 +256,7 @@ def decide(
 # once the repo is known.
 _SIGNED_IN = frozenset({Permission.ACCOUNT_READ, Permission.ACCESS_REQUEST})
 _WRITE_SCOPE = frozenset({Permission.REPO_CREATE, Permission.REPO_WRITE, Permission.REPO_ADMIN,
-                          Permission.REPO_REVIEW})
+                          Permission.REPO_REVIEW, Permission.ORG_ADMIN})
 
 
 def decide_subject(subject: Subject, permission: Permission) -> Decision:
@@ -269,10 +271,42 @@ def decide_subject(subject: Subject, permission: Permission) -> Decision:
                                "HF_TOKEN).", 401, "Unauthorized")
     if permission in _SIGNED_IN:
         return Decision.allow("signed in")
+    if permission is Permission.SERVER_ADMIN:
+        if not subject.is_admin:
+            return Decision(False, f"You ({subject.name}) are not a server admin: this needs an admin token "
+                                   "(`releasehub login --token <an admin's write token>`).", 403, "Forbidden")
+        if not subject.can_write:
+            return Decision(False, "This needs an admin's write token; this one is read-only. Create one with "
+                                   f"`releasehub tokens create {subject.name} --scope write`.", 403, "Forbidden")
+        return Decision.allow("server admin with a write token")
     if permission in _WRITE_SCOPE and not subject.can_write:
         return Decision(False, "This token is read-only. Create a write token with "
                                f"`releasehub tokens create {subject.name} --scope write`.", 403, "Forbidden")
     return Decision.allow("signed in with a write token")
+
+
+def decide_org_admin(subject: Subject, org: str) -> Decision:
+    """May the subject manage the members of organisation `org` (which exists)?
+
+    Its own admins may, and server admins. An organisation the subject has no role in does not
+    exist for them (404, as for a missing one); one they belong to without the admin role
+    answers 403. The route has already checked the write scope (`Permission.ORG_ADMIN`)."""
+    if subject.anonymous:
+        return Decision(False, "Sign in with a write token to manage an organisation.", 401, "Unauthorized")
+    if subject.is_admin:
+        return Decision.allow("server admin")
+    role = subject.org_roles.get(org)
+    if role is None:
+        return org_not_found(org)
+    if role != "admin":
+        return Decision(False, f"You ({subject.name}) are a {role} member of {org!r}, not an admin: ask one of "
+                               "its admins.", 403, "Forbidden")
+    return Decision.allow(f"admin of {org}")
+
+
+def org_not_found(org: str) -> Decision:
+    """The one answer for an organisation that is missing or that the subject has no role in."""
+    return Decision(False, f"No organisation named {org!r}, or you are not a member of it.", 404, "NotFound")
 
 
 def decide_namespace(subject: Subject, namespace: str, namespace_exists: bool) -> Decision:
