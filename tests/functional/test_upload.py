@@ -363,3 +363,30 @@ def test_expand_gives_each_entry_its_last_commit(api: HfApi, repo_id: str) -> No
     assert entries["d"].last_commit.oid == second.oid
     infos = {e.path: e for e in api.get_paths_info(repo_id, ["a.txt", "d/c.txt"], expand=True)}
     assert infos["d/c.txt"].last_commit.oid == second.oid and infos["a.txt"].last_commit.oid == first.oid
+
+
+def test_preupload_follows_the_repos_gitignore_and_gitattributes(api: HfApi, repo_id: str, tmp_path: Path) -> None:
+    """As on the Hub (issue 12): a .gitignore in the commit (or else the repo's) leaves files out, and the
+    repo's .gitattributes LFS patterns send matching files through LFS."""
+    attributes = api.hf_hub_download(repo_id, ".gitattributes", local_dir=tmp_path / "attrs")
+    text = Path(attributes).read_text() + "*.custom filter=lfs diff=lfs merge=lfs -text\n"
+    api.upload_file(path_or_fileobj=text.encode(), path_in_repo=".gitattributes", repo_id=repo_id)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / ".gitignore").write_text("*.log\ncache/\n")
+    (folder / "run.log").write_text("noise\n")
+    (folder / "cache").mkdir()
+    (folder / "cache" / "x.txt").write_text("cached\n")
+    (folder / "table.custom").write_text("small text, but LFS by the repo's own rule\n")
+    (folder / "notes.txt").write_text("kept\n")
+    api.upload_folder(folder_path=str(folder), repo_id=repo_id)
+    assert _files(api, repo_id) == {".gitattributes", ".gitignore", "table.custom", "notes.txt"}
+    entries = {e.path: e for e in api.list_repo_tree(repo_id)}
+    assert entries["table.custom"].lfs is not None and entries["notes.txt"].lfs is None
+    # The repo's .gitignore now applies to a later commit that does not carry one.
+    later = tmp_path / "later"
+    later.mkdir()
+    (later / "other.log").write_text("noise\n")
+    (later / "kept.md").write_text("kept\n")
+    api.upload_folder(folder_path=str(later), repo_id=repo_id)
+    assert _files(api, repo_id) == {".gitattributes", ".gitignore", "table.custom", "notes.txt", "kept.md"}

@@ -24,6 +24,7 @@ from releasehub.access import Permission
 from releasehub.errors import BadRequest, InvalidCommit, NotFound, PayloadTooLarge
 from releasehub.hubapi.deps import RepoContext, decode_segment, get_services, repo_access, wake_dispatcher
 from releasehub.hubapi.signing import UploadGrant, new_grant, sign, verify
+from releasehub.repos import gitfiles
 from releasehub.repos import service as repos
 from releasehub.repos.paths import validate_path
 from releasehub.services import Services
@@ -58,6 +59,11 @@ def preupload(
         raise BadRequest("Pull requests are not supported; commit to a branch instead.")
     commit = repos.resolve_revision(ctx.session, ctx.repo, decode_segment(revision))
     files = repos.commit_files(ctx.session, commit)
+    # The repo's own rules, as on the Hub: its .gitattributes LFS patterns, and the .gitignore sent
+    # with the request (the one in the commit being prepared) or else the repo's.
+    lfs_rules = gitfiles.lfs_spec(_repo_text(ctx, files, ".gitattributes"))
+    ignore_text = body.gitIgnore if body.gitIgnore is not None else _repo_text(ctx, files, ".gitignore")
+    ignore_rules = gitfiles.ignore_spec(ignore_text)
     out = []
     for item in body.files:
         path = validate_path(item.path)
@@ -65,15 +71,26 @@ def preupload(
             sample = base64.b64decode(item.sample, validate=True)
         except ValueError:  # binascii.Error, or a non-ASCII str
             raise BadRequest(f"sample of {path} is not valid base64.") from None
-        lfs = item.size > 0 and repos.is_lfs_path(path, item.size, sample)
+        lfs = item.size > 0 and (repos.is_lfs_path(path, item.size, sample) or gitfiles.matches(lfs_rules, path))
         existing = files.get(path)
         out.append({
             "path": path,
             "uploadMode": "lfs" if lfs else "regular",
-            "shouldIgnore": False,
+            "shouldIgnore": path != ".gitignore" and gitfiles.matches(ignore_rules, path),
             "oid": _remote_oid(existing, lfs),
         })
     return {"files": out, "commitOid": commit.oid}
+
+
+def _repo_text(ctx: RepoContext, files: dict[str, repos.FileState], path: str) -> str:
+    """A small text file of the revision ('' when absent, large or not UTF-8)."""
+    state = files.get(path)
+    if state is None or state.size > gitfiles.MAX_BYTES:
+        return ""
+    try:
+        return ctx.services.store.read_bytes(state.sha256).decode("utf-8")
+    except (UnicodeDecodeError, FileNotFoundError):
+        return ""
 
 
 def _remote_oid(existing: repos.FileState | None, lfs: bool) -> str | None:
