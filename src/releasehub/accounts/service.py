@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -34,12 +34,14 @@ def _name_taken(session: Session, name: str) -> bool:
 
 
 def create_user(
-    session: Session, name: str, *, email: str | None = None, fullname: str | None = None, admin: bool = False
+    session: Session, name: str, *, email: str | None = None, fullname: str | None = None, admin: bool = False,
+    email_verified: bool = False,
 ) -> User:
     validate_name(name, "user name")
     if _name_taken(session, name):
         raise NameTaken(f"The name {name!r} is already used by a user or organisation; choose another.")
-    user = User(name=name, email=email, fullname=fullname, is_admin=admin)
+    # Verified only with an email to verify: the operator vouches for an address, not for none.
+    user = User(name=name, email=email, fullname=fullname, is_admin=admin, email_verified=bool(email and email_verified))
     session.add(user)
     session.flush()
     return user
@@ -49,6 +51,15 @@ def get_user(session: Session, name: str) -> User:
     user = session.scalar(select(User).where(User.name == name))
     if user is None:
         raise UserNotFound(f"No user named {name!r}. Create one with `releasehub users create {name}`.")
+    return user
+
+
+def set_email(session: Session, name: str, email: str, *, verified: bool = False) -> User:
+    """Set a user's email; `verified` when the operator vouches for it (releasehub sends no mail)."""
+    user = get_user(session, name)
+    user.email = email
+    user.email_verified = verified
+    session.flush()
     return user
 
 
@@ -108,6 +119,17 @@ def remove_member(session: Session, org_name: str, user_name: str) -> None:
     session.delete(membership)
 
 
+def canonical_namespace(session: Session, name: str) -> str | None:
+    """The user or organisation name as it was created, whatever the letter case asked (names are unique
+    ignoring case, as on the Hub); None when there is none."""
+    lowered = name.lower()
+    for model in (User, Org):
+        found = session.scalar(select(model.name).where(func.lower(model.name) == lowered))
+        if found is not None:
+            return str(found)
+    return None
+
+
 def namespace_exists(session: Session, name: str) -> bool:
     return (
         session.scalar(select(User.id).where(User.name == name)) is not None
@@ -153,9 +175,10 @@ def list_tokens(session: Session, user_name: str | None = None) -> list[Token]:
     return list(session.scalars(query))
 
 
-def revoke_token(session: Session, token_id: int, now: datetime | None = None) -> Token:
+def revoke_token(session: Session, token_id: int, now: datetime | None = None, *, owner: str | None = None) -> Token:
+    """Revoke a token. With `owner`, a token of anybody else answers exactly as a missing one."""
     token = session.get(Token, token_id)
-    if token is None:
+    if token is None or (owner is not None and token.user.name != owner):
         raise TokenNotFound(f"No token with id {token_id}. List them with `releasehub tokens list`.")
     if token.revoked_at is None:
         token.revoked_at = now or utcnow()

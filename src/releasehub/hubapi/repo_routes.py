@@ -100,6 +100,8 @@ def create_repo(
     visibility = _wanted_visibility(body.private, body.visibility) or "public"
     namespace, name = _split(body.name, body.organization)
     namespace = namespace or subject.name or ""
+    # `Alice/model` creates under the user `alice`: one namespace, whatever the case it is named in.
+    namespace = accounts.canonical_namespace(session, namespace) or namespace
     decision = decide_namespace(subject, namespace, accounts.namespace_exists(session, namespace))
     if not decision.allowed:
         raise AccessDenied(decision.reason, decision.status, decision.error_code)

@@ -195,6 +195,12 @@ def _commit_oid(parent: str | None, files: dict[str, FileState], title: str, mes
 _REPO_BY_NAME = select(Repo).where(
     Repo.repo_type == bindparam("repo_type"), Repo.namespace == bindparam("namespace"), Repo.name == bindparam("name")
 )
+# On the Hub `Org/Repo` and `org/repo` name one repo. The exact (indexed) match serves nearly every
+# request; only a miss tries again ignoring case, so the download path keeps its one indexed read.
+_REPO_BY_NAME_ANY_CASE = select(Repo).where(
+    Repo.repo_type == bindparam("repo_type"), func.lower(Repo.namespace) == func.lower(bindparam("namespace")),
+    func.lower(Repo.name) == func.lower(bindparam("name"))
+)
 _COMMIT_BY_REF = (
     select(Commit)
     .join(Ref, Ref.commit_id == Commit.id)
@@ -269,7 +275,9 @@ def get_repo(session: Session, namespace: str, name: str, repo_type: str = "mode
 
 
 def find_repo(session: Session, namespace: str, name: str, repo_type: str = "model") -> Repo | None:
-    return session.scalar(_REPO_BY_NAME, {"repo_type": repo_type, "namespace": namespace, "name": name})
+    """The repo named `namespace/name`, in any letter case (the row keeps the casing it was created with)."""
+    params = {"repo_type": repo_type, "namespace": namespace, "name": name}
+    return session.scalar(_REPO_BY_NAME, params) or session.scalar(_REPO_BY_NAME_ANY_CASE, params)
 
 
 def create_repo(
