@@ -176,3 +176,26 @@ def test_every_paper_figure_is_pinned() -> None:
     assert figures["per-million-input"].correct.startswith("$183.33")
     # With the correct KV cache Llama 3.1 405B in FP16 still needs 11 H100s by memory, 16 deployable.
     assert figures["llama-fp16-kv-h100"].correct.startswith("11 by memory (16 deployable")
+
+
+GLM_45_AIR = {"architectures": ["Glm4MoeForCausalLM"], "model_type": "glm4_moe", "hidden_size": 4096,
+              "intermediate_size": 10944, "moe_intermediate_size": 1408, "num_hidden_layers": 46,
+              "num_attention_heads": 96, "num_key_value_heads": 8, "head_dim": 128, "n_routed_experts": 128,
+              "n_shared_experts": 1, "num_experts_per_tok": 8, "first_k_dense_replace": 1, "vocab_size": 151552,
+              "tie_word_embeddings": False, "attention_bias": True, "max_position_embeddings": 131072}
+
+
+def test_dense_leading_layers_are_honoured_in_every_family() -> None:
+    """GLM-4.5-Air has one dense leading layer (first_k_dense_replace): 106.85B as published, not 108.95B
+    (issue 12). The same key, and the Qwen keys, hold whatever the model_type."""
+    from releasehub.analysis.architecture import architecture_from_config
+
+    glm = architecture_from_config(GLM_45_AIR)
+    assert glm.moe_layers == (False,) + (True,) * 45
+    assert abs(glm.parameters().total - 106.85e9) / 106.85e9 < 0.001
+    qwen = architecture_from_config({**GLM_45_AIR, "model_type": "qwen2_moe", "first_k_dense_replace": 0,
+                                     "decoder_sparse_step": 2, "mlp_only_layers": [3]})
+    assert qwen.moe_layers[:6] == (False, True, False, False, False, True)
+    deepseek = architecture_from_config({**GLM_45_AIR, "model_type": "deepseek_v3", "moe_layer_freq": 2,
+                                         "first_k_dense_replace": 3})
+    assert deepseek.moe_layers[:7] == (False, False, False, False, True, False, True)

@@ -292,14 +292,23 @@ def _experts(config: Mapping[str, Any], model_type: str, layers: int,
         shared_gate=model_type == "qwen2_moe" and bool(config.get("shared_expert_intermediate_size")),
         router_bias=model_type == "deepseek_v3" or config.get("topk_method") == "noaux_tc",
     )
-    dense_first = _int(config, "first_k_dense_replace", required=False) or 0
-    frequency = _int(config, "moe_layer_freq", "decoder_sparse_step", required=False) or 1
-    dense_only = {int(i) for i in config.get("mlp_only_layers") or []}
-    if model_type.startswith("deepseek"):
-        moe = tuple(i >= dense_first and i % frequency == 0 for i in range(layers))
-    else:
-        moe = tuple(i not in dense_only and (i + 1) % frequency == 0 for i in range(layers))
-    return experts, moe
+    return experts, tuple(_is_moe_layer(config, i) for i in range(layers))
+
+
+def _is_moe_layer(config: Mapping[str, Any], index: int) -> bool:
+    """Whether layer `index` has a mixture of experts, by every layout key the families use together:
+    dense leading layers (`first_k_dense_replace`: DeepSeek, GLM-4.5, Kimi), listed dense layers
+    (`mlp_only_layers`: Qwen MoE), every n-th layer counted from 0 (`moe_layer_freq`: DeepSeek) or from 1
+    (`decoder_sparse_step`: Qwen MoE)."""
+    if index < (_int(config, "first_k_dense_replace", required=False) or 0):
+        return False
+    if index in {int(i) for i in config.get("mlp_only_layers") or []}:
+        return False
+    frequency = _int(config, "moe_layer_freq", required=False)
+    if frequency:
+        return index % frequency == 0
+    step = _int(config, "decoder_sparse_step", required=False)
+    return (index + 1) % step == 0 if step else True
 
 
 def _vision_parameters(vision: Mapping[str, Any], text_hidden: int, outer_type: str) -> int | None:

@@ -91,6 +91,12 @@ def _published_precision(weights: WeightsSummary | None, config: Mapping[str, An
     return "bf16"
 
 
+# Publishers count "active" parameters differently (some leave the input embedding out): say how ours are.
+ACTIVE_COUNTING = ("active: what one token passes through, the input embedding and the output head included: "
+                   "attention and dense layers whole, and in each mixture-of-experts layer only the shared experts, "
+                   "the router and the num_experts_per_tok routed experts a token uses")
+
+
 def _parameters(weights: WeightsSummary | None, arch: Architecture | None,
                 entry: CatalogueEntry | None) -> dict[str, Any]:
     from_config = arch.parameters() if arch is not None else None
@@ -113,6 +119,8 @@ def _parameters(weights: WeightsSummary | None, arch: Architecture | None,
             out["active"] = int(published["active"])
         else:
             out["active"] = out["total"] - inactive
+        if out["active"] != out["total"]:
+            out["active_counting"] = ACTIVE_COUNTING
     return out
 
 

@@ -64,6 +64,8 @@ def _model_section(p: Mapping[str, Any]) -> Section:
         active = params.get("active")
         moe = f", {count(active)} active" if active and active != params["total"] else ""
         s.rows.append(("parameters", f"{params['total']:,} ({count(params['total'])}{moe}; from {params['source']})"))
+        if params.get("active_counting"):
+            s.rows.append(("active counts", params["active_counting"]))
         if params.get("published") and params.get("source") != "catalogue":
             s.rows.append(("published", f"{int(params['published']):,}"))
     if arch:
