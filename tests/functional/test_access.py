@@ -46,7 +46,11 @@ FIELDS = {"Name": "Ada", "Country": "Norway", "Affiliation": "Uni", "I want to u
 
 
 def cli(server: Any, token: str | None, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_ENDPOINT": server.url, "COLUMNS": "200"}
+    return cli_at(server, token, 200, *args)
+
+
+def cli_at(server: Any, token: str | None, columns: int, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_ENDPOINT": server.url, "COLUMNS": str(columns)}
     env.pop("HF_TOKEN", None)
     if token:
         env["HF_TOKEN"] = token
@@ -115,6 +119,14 @@ def test_manual_gate_review_with_the_hub_client(server: Any, api: HfApi, owner: 
     pending = list(api.list_pending_access_requests(repo_id))
     assert [r.username for r in pending] == [requester]
     assert pending[0].fields["Affiliation"] == "Uni"
+    # The releaser's list: JSON lines for scripts, and at 80 columns one block per request (a header
+    # line, then the form's answers) instead of an eight-column table (issue 12).
+    listed = cli(server, owner[1], "access", "review", "list", repo_id, "--json")
+    assert [json.loads(line)["user"]["user"] for line in listed.stdout.splitlines()] == [requester]
+    narrow = cli_at(server, owner[1], 80, "access", "review", "list", repo_id)
+    assert narrow.returncode == 0, narrow.stderr
+    assert narrow.stdout.splitlines()[0].startswith(f"{requester}  ") and "    Affiliation: Uni" in narrow.stdout
+    assert "pending" in narrow.stdout.splitlines()[0]
 
     # Rejected with a reason the requester sees; then they may ask again (the Hub does not allow it).
     api.reject_access_request(repo_id, requester, rejection_reason="Affiliation could not be confirmed")
@@ -497,8 +509,10 @@ def test_audit_trail_records_and_verifies(server: Any, api: HfApi, owner: tuple[
     deadline = time.monotonic() + 20
     rows: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        out = subprocess.run([sys.executable, "-m", "releasehub", "audit", "export", "--repo", repo_id, *env_db],
-                             capture_output=True, text=True, timeout=60)
+        # Over HTTP, as the repo's owner (its admin): `audit export` talks to the server.
+        out = subprocess.run([sys.executable, "-m", "releasehub", "audit", "export", "--repo", repo_id],
+                             capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "HF_ENDPOINT": server.url, "HF_TOKEN": owner[1]})
         assert out.returncode == 0, out.stderr
         rows = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
         if any(r["action"] == "file.downloaded" for r in rows):

@@ -155,22 +155,53 @@ def _when(value: Optional[str]) -> Optional[str]:
 def review_list(
     repo_id: str = typer.Argument(..., help="NAMESPACE/NAME"),
     status: str = typer.Option("pending", "--status", help="pending, accepted or rejected."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per request, a line each."),
     endpoint: Optional[str] = EndpointOption,
     token: Optional[str] = TokenOption,
 ) -> None:
-    """List access requests."""
+    """List access requests: a table on a wide terminal, one block per request on a narrow one."""
     check_repo_id(repo_id)
     with remote(endpoint, token) as api:
         rows = api.json("GET", f"/api/models/{repo_id}/user-access-request/{status}")
-    table = Table("user", "email", "state", "tier", "requested", "country", "fields", "reason / expiry",
-                  title=f"{status} requests on {repo_id}")
+    if as_json:
+        for r in rows:
+            print(json.dumps(r))  # for scripts: plain lines, no colour or wrapping
+        return
+    if not rows:
+        console.print(f"no {status} requests on {repo_id}")
+        return
+    if console.width >= WIDE:
+        console.print(_review_table(rows, f"{status} requests on {repo_id}"))
+        return
+    for r in rows:  # narrow: a header line per request, then its form answers, indented
+        console.print(_review_head(r), markup=False, soft_wrap=True)
+        for label, answer in (r.get("fields") or {}).items():
+            console.print(f"    {label}: {answer}", markup=False, soft_wrap=True)
+
+
+WIDE = 120  # the eight columns of the table need about this many
+
+
+def _review_head(r: dict[str, Any]) -> str:
+    user = r.get("user") or {}
+    email = (user.get("email") or "") + (" (verified)" if user.get("emailVerified") else "")
+    parts = [user.get("user", "?"), email, r["state"], f"tier {r['tier']}" if r.get("tier") else "",
+             f"requested {r['timestamp'][:16].replace('T', ' ')}", r.get("country") or "",
+             f"reason: {r['reason']}" if r.get("reason") else "",
+             f"expires {r['expiresAt'][:16].replace('T', ' ')}" if r.get("expiresAt") else ""]
+    return "  ".join(part for part in parts if part)
+
+
+def _review_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table("user", "email", "state", "tier", "requested", "country", "fields", "reason / expiry", title=title)
     for r in rows:
         user = r.get("user") or {}
         email = (user.get("email") or "") + (" ✓" if user.get("emailVerified") else "")
         extra = r.get("reason") or r.get("expiresAt") or ""
-        table.add_row(user.get("user", "?"), email, r["state"], r.get("tier") or "", r["timestamp"][:19],
-                      r.get("country") or "", json.dumps(r.get("fields") or {}), extra)
-    console.print(table)
+        fields = "\n".join(f"{k}: {v}" for k, v in (r.get("fields") or {}).items())
+        table.add_row(user.get("user", "?"), email, r["state"], r.get("tier") or "",
+                      r["timestamp"][:16].replace("T", " "), r.get("country") or "", fields, extra)
+    return table
 
 
 def _handle(repo_id: str, user: str, status: str, endpoint: Optional[str], token: Optional[str],
