@@ -149,6 +149,9 @@ def test_paper_and_bad_input() -> None:
     assert figures["per-million-input"]["correct"].startswith("$183.33")
     missing = run("analyze", "no-such-model-anywhere", check=False)
     assert missing.returncode == 1 and "not a file, a directory or a catalogue model" in missing.stderr
+    assert "compare --list" in missing.stderr and "qwen3-8b" not in missing.stderr  # no catalogue dump
+    misspelt = run("analyze", "qwen3-8bb", check=False)
+    assert misspelt.returncode == 1 and "Did you mean qwen3-8b" in misspelt.stderr  # the nearest (issue 12)
     bad_gpu = run("analyze", "qwen3-8b", "--gpu", "tpu-v9", check=False)
     assert bad_gpu.returncode == 1 and "unknown accelerator" in bad_gpu.stderr
     few = run("compare", "qwen3-8b", check=False)

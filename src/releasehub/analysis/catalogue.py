@@ -392,6 +392,19 @@ def find_model(name: str) -> CatalogueEntry | None:
     return None if found is None else entries[found]
 
 
+def nearest_names(name: str, limit: int = 3) -> list[str]:
+    """Catalogue ids closest to a misspelt `name` (by any of their names), best first."""
+    import difflib
+
+    entries, index = _catalogue()
+    close = difflib.get_close_matches(_tail(name), list(index), n=limit * 4, cutoff=0.6)
+    found: list[str] = []
+    for match in close:
+        if index[match] not in found:
+            found.append(index[match])
+    return found[:limit]
+
+
 def catalogue_names() -> list[str]:
     """The ids of every reference model, sorted."""
     return sorted(load_catalogue())
@@ -406,5 +419,6 @@ __all__ = [
     "catalogue_names",
     "find_model",
     "load_catalogue",
+    "nearest_names",
     "parse_entry",
 ]

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from releasehub.analysis import resourcing as r
-from releasehub.analysis.catalogue import catalogue_names, find_model
+from releasehub.analysis.catalogue import find_model, nearest_names
 from releasehub.analysis.hardware import DEFAULT_GPUS, find_accelerator
 from releasehub.analysis.readers.source import AnalysisError
 
@@ -95,8 +95,10 @@ def profile_of(target: str, *, endpoint: Optional[str], token: Optional[str], re
         entry = find_model(target)
         if entry is None:
             hint = (" (a repo id needs --endpoint URL or HF_ENDPOINT)" if REPO_ID.match(target) else "")
-            _fail(f"{target!r} is not a file, a directory or a catalogue model{hint}. Catalogue: "
-                  f"{', '.join(catalogue_names())}")
+            near = nearest_names(target)
+            suggestion = (f" Did you mean {' or '.join(near)}?" if near
+                          else " `releasehub compare --list` shows the catalogue.")
+            _fail(f"{target!r} is not a file, a directory or a catalogue model{hint}.{suggestion}")
         snapshot = None
     try:
         with _progress(progress and snapshot is not None and not isinstance(snapshot, LocalFileSnapshot)) as update:
