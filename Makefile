@@ -47,5 +47,7 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy src
 
+# The data dir (serve and demo print it; by default ~/.local/share/releasehub) is not removed: it
+# may hold a real server's data. .releasehub and .releasehub-demo are older versions' defaults.
 clean:
 	rm -rf $(VENV) .releasehub .releasehub-demo

@@ -53,6 +53,10 @@ def _pg_available() -> bool:
 def _isolated_hf_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     home = tmp_path_factory.mktemp("hf-home")
     os.environ["HF_HOME"] = str(home)
+    # Nor a developer's `releasehub login` or default data dir: commands that find neither flag nor
+    # environment fall back to those, so a test expecting "no token" would pass on a stored login.
+    os.environ["RELEASEHUB_CONFIG"] = str(home / "releasehub-login.json")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,19 @@ from pathlib import Path
 from typing import Mapping
 
 ENV_PREFIX = "RELEASEHUB_"
-DEFAULT_DATA_DIR = ".releasehub"
+
+
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the data lives when neither --data-dir nor RELEASEHUB_DATA_DIR says: the user's data dir.
+
+    Never relative to the working directory: `serve` started in one folder and `db upgrade` or
+    `audit verify` run from another must find the same database. `$XDG_DATA_HOME/releasehub`
+    (when absolute, as the XDG spec requires), else `~/.local/share/releasehub`.
+    """
+    env = os.environ if environ is None else environ
+    xdg = env.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "releasehub"
 
 # Documented in docs/settings.md; tests/test_docs.py fails when one is missing there.
 SETTINGS_DOC: dict[str, str] = {
@@ -62,7 +74,7 @@ def _parse_int(name: str, raw: str) -> int:
 
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = field(default_factory=lambda: Path(DEFAULT_DATA_DIR))
+    data_dir: Path = field(default_factory=default_data_dir)
     database_url: str = ""
     public_url: str = ""
     max_regular_file_bytes: int = 10 * 1024 * 1024
@@ -98,6 +110,7 @@ class Settings:
             else:
                 values[f.name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
+        values.setdefault("data_dir", default_data_dir(env))
         return cls(**values)  # type: ignore[arg-type]
 
     def to_env(self) -> dict[str, str]:

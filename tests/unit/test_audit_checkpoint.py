@@ -153,7 +153,8 @@ def test_checkpoint_refuses_a_missing_database_and_creates_none(tmp_path: Path, 
     result = runner.invoke(app, ["audit", "checkpoint", "--data-dir", str(data_dir),
                                  "--key-file", str(key_file)])
     assert result.exit_code == 1
-    assert f"no database at {(data_dir / 'releasehub.db').resolve()}" in result.output
+    assert f"no releasehub database at {(data_dir / 'releasehub.db').resolve()}" in result.output
+    assert "releasehub db upgrade" in result.output
     assert "--data-dir" in result.output and "--database-url" in result.output
     assert not data_dir.exists() and not key_file.exists()
     missing = tmp_path / "nowhere.db"

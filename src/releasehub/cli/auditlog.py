@@ -1,21 +1,18 @@
 """`releasehub audit`: verify the chain, sign checkpoints, export events, report downloads.
 
-These commands read the database directly (`--data-dir`, `--database-url`, as the server finds
-it), never through the server: an auditor checks what is stored. They never create a database:
-a path that holds none is an error naming it.
+`verify` and `checkpoint` read the database directly (`--data-dir`, `--database-url`, as the server
+finds it; they print which), never through the server: an auditor checks what is stored. They never
+create a database: a path that holds none is an error naming it (`common.existing_database`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Optional
 
-import sqlalchemy as sa
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -29,11 +26,12 @@ from releasehub.cli.common import (
     DataDirOption,
     console,
     err_console,
+    existing_database,
     friendly_errors,
     load_settings,
     parse_instant,
+    show_data_dir,
 )
-from releasehub.db import Database
 from releasehub.settings import Settings
 
 audit_app = typer.Typer(help="The audit trail: verify its hash chain, sign checkpoints of its head, export "
@@ -47,37 +45,6 @@ KeyFileOption = typer.Option(None, "--key-file",
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err_console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
     return typer.Exit(code)
-
-
-@contextlib.contextmanager
-def existing_database(settings: Settings) -> Iterator[Database]:
-    """The database the server uses, upgraded as the server would; never a new, empty one."""
-    url = settings.resolved_database_url
-    where = ("pass --data-dir (the server's data directory) or --database-url, or set RELEASEHUB_DATA_DIR "
-             "or RELEASEHUB_DATABASE_URL as the server has them")
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        path = parsed.database or ""
-        if not path or path == ":memory:" or not Path(path).is_file():
-            raise _fail(f"no database at {path or url}: {where}.")
-    try:
-        db = Database(url)
-    except sa.exc.SQLAlchemyError as exc:
-        raise _fail(f"cannot open the database {parsed.render_as_string()}: {exc.__class__.__name__}: "
-                    f"{str(exc).splitlines()[0]}; {where}.") from None
-    try:
-        try:
-            has_log = sa.inspect(db.engine).has_table("audit_events")
-        except sa.exc.SQLAlchemyError as exc:
-            raise _fail(f"cannot read the database {parsed.render_as_string()}: {exc.__class__.__name__}: "
-                        f"{str(exc).splitlines()[0]}; {where}.") from None
-        if not has_log:
-            raise _fail(f"the database {parsed.render_as_string()} holds no releasehub audit log "
-                        f"(no tables): {where}.")
-        db.upgrade()
-        yield db
-    finally:
-        db.dispose()
 
 
 def _public_key(settings: Settings, public_key: Optional[Path]) -> Ed25519PublicKey:
@@ -112,6 +79,7 @@ def verify_cmd(
     """Check every event's hash and link (and a signed checkpoint); exit 1 naming what is wrong."""
     settings = Settings.from_env(data_dir=data_dir, database_url=database_url,
                                  audit_key_file=str(key_file) if key_file is not None else None)
+    show_data_dir(settings, data_dir)
     anchor = None
     if checkpoint is not None:
         try:
@@ -149,6 +117,7 @@ def checkpoint_cmd(
     """Sign the chain's head (seq, hash, time, key id); keep the file away from the database."""
     settings = Settings.from_env(data_dir=data_dir, database_url=database_url,
                                  audit_key_file=str(key_file) if key_file is not None else None)
+    show_data_dir(settings, data_dir)
     with friendly_errors(), existing_database(settings) as db:
         try:
             key = checkpoints.SigningKey.load_or_create(settings.audit_key_path)

@@ -32,6 +32,7 @@ def build_app() -> typer.Typer:
     from releasehub.cli.accounts import orgs_app, tokens_app, users_app
     from releasehub.cli.auditlog import audit_app
     from releasehub.cli.gateway import hosted_app, keys_app, usage
+    from releasehub.cli.login import register as register_login
     from releasehub.cli.push import push
     from releasehub.cli.serve import db_app, demo, serve
     from releasehub.cli.webhooks import webhooks_app
@@ -42,6 +43,7 @@ def build_app() -> typer.Typer:
     full.command("push")(push)
     full.command("usage")(usage)
     _add_client_commands(full)
+    register_login(full)  # login, logout, whoami
     full.add_typer(db_app, name="db")
     full.add_typer(users_app, name="users")
     full.add_typer(orgs_app, name="orgs")

@@ -11,7 +11,15 @@ from typing import Any, Optional
 
 import typer
 
-from releasehub.cli.common import DatabaseUrlOption, DataDirOption, console, database, friendly_errors, load_settings
+from releasehub.cli.common import (
+    DatabaseUrlOption,
+    DataDirOption,
+    console,
+    database,
+    friendly_errors,
+    load_settings,
+    show_data_dir,
+)
 from releasehub.safepath import drop_cwd_from_sys_path
 from releasehub.settings import Settings
 
@@ -37,7 +45,7 @@ def run_server(settings: Settings, host: str, port: int, workers: int) -> None:
     from granian import Granian
     from granian.constants import Interfaces
 
-    with database(settings):
+    with database(settings, create=True):
         pass  # migrate once, before any worker starts
     os.environ.update(settings.to_env())
     Granian(
@@ -62,23 +70,25 @@ def serve(
     """Start the server (SQLite and local blobs in the data dir unless --database-url is given)."""
     settings = Settings.from_env(data_dir=data_dir, database_url=database_url,
                                  public_url=public_url or f"http://{host}:{port}")
+    show_data_dir(settings, data_dir)
     with friendly_errors():
-        console.print(f"releasehub serving {settings.data_dir.resolve()} on http://{host}:{port}")
+        console.print(f"releasehub serving on http://{host}:{port}")
         run_server(settings, host, port, workers)
 
 
 def demo(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
-    data_dir: Path = typer.Option(Path(".releasehub-demo"), "--data-dir", help="Data directory of the demo."),
+    data_dir: Optional[Path] = DataDirOption,
     no_serve: bool = typer.Option(False, "--no-serve", help="Only create the demo data."),
 ) -> None:
-    """Create a demo release (a tiny generated model with a model card) and serve it."""
+    """Create a demo release (a tiny generated model with a model card) in the data dir and serve it."""
     from releasehub.demo import seed_demo
     from releasehub.services import Services
 
     url = f"http://{host}:{port}"
     settings = Settings.from_env(data_dir=data_dir, public_url=url)
+    show_data_dir(settings, data_dir)
     with friendly_errors():
         services = Services.build(settings)
         try:
@@ -119,5 +129,6 @@ def _command(name: str) -> str:
 def db_upgrade(data_dir: Optional[Path] = DataDirOption, database_url: Optional[str] = DatabaseUrlOption) -> None:
     """Apply database migrations (also done on every server start)."""
     settings = load_settings(data_dir, database_url)
-    with friendly_errors(), database(settings):
+    show_data_dir(settings, data_dir)
+    with friendly_errors(), database(settings, create=True):
         console.print("database schema is up to date")
