@@ -86,6 +86,12 @@ def test_push_uploads_a_folder_with_progress(server, owner, tmp_path: Path) -> N
     assert "pushed 1 changed files of 5" in again.stdout
     assert "extra.txt" in api.list_repo_files(repo_id, revision="next")
     assert "extra.txt" not in api.list_repo_files(repo_id)
+    # Only the changed file travels: the bar counts one file (the LFS weights were hashed locally).
+    assert "upload 1 files" in again.stdout
+    # Unchanged: "nothing to push" at once, no upload bar first (issue 12).
+    same = _push(_env(server, token), str(folder), repo_id, "--revision", "next")
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "nothing to push" in same.stdout and "upload" not in same.stdout
 
 
 def test_push_private_repo(server, owner, tmp_path: Path) -> None:

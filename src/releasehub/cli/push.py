@@ -10,6 +10,7 @@ LFS protocol asks for before the upload, once to send it). No Xet, no environmen
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -108,28 +109,41 @@ class Pusher:
         return str(answer["commitOid"]), [str(w) for w in answer.get("warnings") or []]
 
 
-def _operations(pusher: Pusher, folder: Path, files: list[Path], progress: Progress, task: Any
-                ) -> tuple[list[dict[str, Any]], int]:
-    """Upload what must be uploaded; return the commit lines and how many files changed."""
-    modes = pusher.upload_modes(folder, files)
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(READ_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _unchanged(path: Path, mode: dict[str, Any]) -> bool:
+    """Same content as at the branch head? Preupload answers the head's oid: a git blob sha1 for a
+    regular file, a sha256 for an LFS one (hashed here, which costs a read instead of an upload)."""
+    remote = mode.get("oid")
+    if not remote:
+        return False
+    if mode["uploadMode"] == "lfs":
+        return _sha256_of(path) == remote
+    return git_blob_oid(path.read_bytes()) == remote
+
+
+def _operations(pusher: Pusher, folder: Path, todo: list[Path], modes: dict[str, dict[str, Any]],
+                progress: Progress, task: Any) -> list[dict[str, Any]]:
+    """Upload the changed files; return the commit lines."""
     lines: list[dict[str, Any]] = []
-    for path in files:
+    for path in todo:
         rel = path.relative_to(folder).as_posix()
-        mode = modes[rel]
-        if mode["uploadMode"] == "lfs":
+        if modes[rel]["uploadMode"] == "lfs":
             oid = pusher.upload_blob(path, progress, task)
-            if mode.get("oid") == oid:
-                continue  # same content as at the branch head
             lines.append({"key": "lfsFile", "value": {"path": rel, "algo": "sha256", "oid": oid,
                                                        "size": path.stat().st_size}})
             continue
         content = path.read_bytes()
         progress.advance(task, len(content))
-        if mode.get("oid") == git_blob_oid(content):
-            continue  # unchanged since the branch head
         lines.append({"key": "file", "value": {"path": rel, "encoding": "base64",
                                                 "content": base64.b64encode(content).decode()}})
-    return lines, len(lines)
+    return lines
 
 
 def push(
@@ -162,12 +176,17 @@ def push(
         with httpx.Client(base_url=endpoint.rstrip("/"), headers=headers, timeout=60) as client:
             pusher = Pusher(client, repo_id, revision)
             pusher.ensure_repo(private)
-            with progress:
-                task = progress.add_task(f"upload {len(files)} files", total=total)
-                lines, changed = _operations(pusher, folder, files, progress, task)
-            if not lines:
+            modes = pusher.upload_modes(folder, files)
+            # Unchanged files are found before any bar is drawn: a second push of the same folder says
+            # "nothing to push" at once instead of showing a full upload first.
+            todo = [p for p in files if not _unchanged(p, modes[p.relative_to(folder).as_posix()])]
+            if not todo:
                 console.print(f"nothing to push: {repo_id}@{revision} already has these files")
                 return
+            with progress:
+                task = progress.add_task(f"upload {len(todo)} files", total=sum(p.stat().st_size for p in todo))
+                lines = _operations(pusher, folder, todo, modes, progress, task)
+            changed = len(lines)
             oid, warnings = pusher.commit(lines, message or f"Upload {len(files)} files with releasehub push")
     except PushError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
