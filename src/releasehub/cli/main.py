@@ -8,8 +8,10 @@ an app of just those commands for them. Every other invocation, and `app` for te
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+import typer.main
 
 HELP = "releasehub: a self-hosted model release server that speaks the Hugging Face Hub API."
 CLIENT_COMMANDS = ("analyze", "compare", "paper")
@@ -70,10 +72,34 @@ def __getattr__(name: str) -> typer.Typer:
     return _app
 
 
+def _tidy_help(command: Any) -> None:
+    """Flags take no value: their help shows `--json`, not `--json <bool>` (typer names every type)."""
+    for param in command.params:
+        if getattr(param, "is_flag", False):  # typer's options are not click.Option either
+            param.metavar = ""
+    make_help_option = command.get_help_option  # `--help` is made per call: tidy it as it is made
+
+    def help_option(ctx: Any) -> Any:
+        option = make_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for sub in (getattr(command, "commands", None) or {}).values():  # typer's groups are not click.Group
+        _tidy_help(sub)
+
+
+def _run(app: typer.Typer) -> None:
+    command = typer.main.get_command(app)
+    _tidy_help(command)
+    command(prog_name="releasehub")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] in CLIENT_COMMANDS:
         client = _typer()
         _add_client_commands(client)
-        client()
+        _run(client)
         return
-    __getattr__("app")()
+    _run(__getattr__("app"))
