@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from releasehub import __version__, apidocs
 from releasehub.access import Permission
 from releasehub.access.geoip import GeoIP
+from releasehub.accounts.admin_routes import router as admin_accounts_router
 from releasehub.accounts.routes import router as accounts_router
 from releasehub.auditlog import DownloadRecorder
 from releasehub.hubapi.access_routes import router as access_router
@@ -156,6 +157,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     web.install_static(app)  # /static/web: the pages' stylesheet
 
     app.include_router(accounts_router)
+    app.include_router(admin_accounts_router)
     app.include_router(repo_router)
     app.include_router(tree_router)
     app.include_router(upload_router)

@@ -1,5 +1,5 @@
 """Property-based fuzzing of every operation in the server's own OpenAPI schema with schemathesis:
-whatever is sent, with a write token, the server never answers 5xx.
+whatever is sent, with a server admin's write token, the server never answers 5xx.
 
 Generation is derandomized (fixed seed, no example database) so that runs are reproducible, and
 bounded per operation. Path parameters are generated freely and, in other examples, pinned to a
@@ -26,7 +26,9 @@ MAX_EXAMPLES = 30
 
 @pytest.fixture
 def fuzz_target(server):  # type: ignore[no-untyped-def]
-    user, token = server.user()
+    # A server admin's token, so that the admin routes (users, other users' tokens, ...) are fuzzed past
+    # their permission check too.
+    user, token = server.user(admin=True)
     api = HfApi(endpoint=server.url, token=token)
     repo_id = f"{user}/fuzz-{uuid.uuid4().hex[:6]}"
     api.create_repo(repo_id)
@@ -71,7 +73,10 @@ def test_no_server_errors(server, fuzz_target) -> None:
     session = requests.Session()
     failures: list[str] = []
     statuses: dict[str, set[int]] = {}
-    operations = [result.ok() for result in schema.get_all_operations() if isinstance(result, Ok)]
+    # Revoking a token by a generated id would, sooner or later, revoke the fuzzer's own and turn every
+    # later operation into a 401; tests/functional/test_admin_accounts.py covers that route.
+    operations = [result.ok() for result in schema.get_all_operations() if isinstance(result, Ok)
+                  and result.ok().label != "DELETE /api/tokens/{token_id}"]
     assert len(operations) >= 20, [op.label for op in operations]
 
     for operation in operations:

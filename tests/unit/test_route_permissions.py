@@ -90,7 +90,8 @@ from releasehub.repos import service as repos  # noqa: E402
 # The permissions nobody lacks: every subject may call these routes (each result is filtered).
 OPEN = {Permission.PUBLIC, Permission.REPO_LIST}
 PARAMS = {"revision": "main", "path": "README.md", "oid": "a" * 64, "number": "1", "status": "pending",
-          "webhook_id": "1", "model": "x", "branch": "b", "tag": "t"}
+          "webhook_id": "1", "model": "x", "branch": "b", "tag": "t", "user": "owner", "org": "org",
+          "token_id": "1"}
 
 
 def _url(path: str, repo: str) -> str:
@@ -124,6 +125,8 @@ def test_every_route_refuses_a_subject_lacking_its_permission(tmp_path: Path) ->
         Permission.UPLOAD_LINK: (None, "owner/open"),  # a link whose signature does not verify
         Permission.GATEWAY_CALL: (None, "owner/open"),  # no API key
         Permission.XET_CAS: (None, "owner/open"),  # no CAS token
+        Permission.SERVER_ADMIN: (outsider, "owner/open"),  # a write token, not an admin's
+        Permission.ORG_ADMIN: (reader, "owner/open"),
     }
     called: set[Permission] = set()
     accepted = []
