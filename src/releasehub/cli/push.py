@@ -21,6 +21,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from releasehub.cli.common import console, err_console
+from releasehub.cli.remote import FIX_ENDPOINT, EndpointOption, LoginFileError, TokenOption, fail, resolve
 from releasehub.repos.paths import git_blob_oid
 
 READ_CHUNK = 8 * 1024 * 1024
@@ -149,16 +150,21 @@ def _operations(pusher: Pusher, folder: Path, todo: list[Path], modes: dict[str,
 def push(
     folder: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder to upload."),
     repo_id: str = typer.Argument(..., help="NAMESPACE/NAME of the repository."),
-    endpoint: Optional[str] = typer.Option(None, "--endpoint", envvar="HF_ENDPOINT", help="Server URL."),
-    token: Optional[str] = typer.Option(None, "--token", envvar="HF_TOKEN", help="Write token."),
+    endpoint: Optional[str] = EndpointOption,
+    token: Optional[str] = TokenOption,
     revision: str = typer.Option("main", "--revision", help="Branch to commit to."),
     message: Optional[str] = typer.Option(None, "--message", "-m", help="Commit message."),
     private: bool = typer.Option(False, "--private", help="Create the repo as private if it does not exist."),
 ) -> None:
     """Upload FOLDER to REPO as one commit (creating the repo if needed)."""
-    if not endpoint:
-        err_console.print("[red]error:[/red] no server: pass --endpoint URL or set HF_ENDPOINT.")
-        raise typer.Exit(2)
+    # The server and token as every command finds them: flags, HF_ENDPOINT/HF_TOKEN, or `releasehub login`.
+    try:
+        resolved = resolve(endpoint, token)
+    except LoginFileError as exc:
+        raise fail(str(exc)) from None
+    if not resolved.endpoint:
+        raise fail(f"no server: {FIX_ENDPOINT}.")
+    endpoint, token = resolved.endpoint, resolved.token
     if repo_id.count("/") != 1:
         err_console.print(f"[red]error:[/red] repo must be NAMESPACE/NAME, got {repo_id!r}.")
         raise typer.Exit(2)
