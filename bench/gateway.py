@@ -201,9 +201,10 @@ def setup_releasehub(hub: Any, engine_base: str) -> str:
         got = client.put(f"/api/models/{REPO_ID}/policy", json={"api": {"requests_per_minute": RPM_LIMIT}})
         if got.status_code != 200:
             raise RuntimeError(f"setting the policy of {REPO_ID}: {got.status_code} {got.text}")
-    data_dir = str(hub.data_dir)
-    _cli(["hosted", "attach", REPO_ID, "--backend", engine_base, "--model", ENGINE_MODEL, "--data-dir", data_dir])
-    out = _cli(["keys", "create", hub.user, "--repo", REPO_ID, "--tier", "default", "--data-dir", data_dir])
+    # Over HTTP like every command; attaching an engine needs a server admin's token (alice is the first admin).
+    remote = ["--endpoint", hub.url, "--token", hub.token]
+    _cli(["hosted", "attach", REPO_ID, "--backend", engine_base, "--model", ENGINE_MODEL, *remote])
+    out = _cli(["keys", "create", hub.user, "--repo", REPO_ID, "--tier", "default", *remote])
     lines = [line.strip() for line in out.splitlines() if line.strip()]
     return lines[-1]
 

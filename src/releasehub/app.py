@@ -24,6 +24,8 @@ from releasehub.gateway import Gateway
 from releasehub.gateway.errors import GatewayError, gateway_error
 from releasehub.gateway.routes import GatewayFastPath
 from releasehub.gateway.routes import router as gateway_router
+from releasehub.gateway.admin_routes import router as gateway_admin_router
+from releasehub.auditlog.routes import router as audit_router
 from releasehub.webhooks.checkpoints import CheckpointSchedule
 from releasehub.webhooks.dispatcher import Dispatcher
 from releasehub.webhooks.targets import parse_networks
@@ -167,6 +169,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(webhook_router)
     app.include_router(profile_router)
     app.include_router(gateway_router)
+    app.include_router(gateway_admin_router)
+    app.include_router(audit_router)
     app.add_exception_handler(GatewayError, gateway_error)  # OpenAI's error shape under /v1
     # The catch-all download route comes last so that /api/... routes match first.
     app.include_router(file_router)

@@ -32,10 +32,22 @@ def engine() -> Iterator[str]:
     stop_engine(process)
 
 
-def operator(server: Any, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    done = subprocess.run([sys.executable, "-m", "releasehub", *args, "--data-dir", str(server.data_dir),
-                           "--database-url", server.database_url], capture_output=True, text=True, env=env,
+_ADMINS: dict[str, str] = {}
+
+
+def admin_token(server: Any) -> str:
+    """A server admin's write token on this server, made once per server (its data dir names it)."""
+    where = str(server.data_dir)
+    if where not in _ADMINS:
+        _ADMINS[where] = server.user(admin=True)[1]
+    return _ADMINS[where]
+
+
+def operator(server: Any, *args: str, check: bool = True, token: str | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    """The CLI as the operator runs it: over HTTP, with a server admin's token unless `token` is given."""
+    env = {**os.environ, "COLUMNS": "200", "HF_ENDPOINT": server.url, "HF_TOKEN": token or admin_token(server)}
+    done = subprocess.run([sys.executable, "-m", "releasehub", *args], capture_output=True, text=True, env=env,
                           timeout=120, check=False)
     if check:
         assert done.returncode == 0, done.stderr + done.stdout

@@ -91,7 +91,7 @@ from releasehub.repos import service as repos  # noqa: E402
 OPEN = {Permission.PUBLIC, Permission.REPO_LIST}
 PARAMS = {"revision": "main", "path": "README.md", "oid": "a" * 64, "number": "1", "status": "pending",
           "webhook_id": "1", "model": "x", "branch": "b", "tag": "t", "user": "owner", "org": "org",
-          "token_id": "1"}
+          "token_id": "1", "key_id": "rhk_000000000000"}
 
 
 def _url(path: str, repo: str) -> str:

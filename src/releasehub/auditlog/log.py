@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import queue
@@ -295,21 +296,43 @@ def iter_events(session: Session, *, repo: str | None = None, since: datetime | 
         yield {f: (_iso(e.at) if f == "at" else getattr(e, f)) for f in FIELDS}
 
 
+def export_lines(session: Session, *, repo: str | None = None, since: datetime | None = None,
+                 until: datetime | None = None, actions: Sequence[str] | None = None,
+                 fmt: str = "jsonl") -> Iterator[str]:
+    """The text `export` writes, one line at a time (CSV: the header first), for a streamed answer."""
+    if fmt not in ("jsonl", "csv"):
+        raise ValueError(f"unknown format {fmt!r}: use jsonl or csv")
+    return _lines(session, repo, since, until, actions, fmt)
+
+
+def _lines(session: Session, repo: str | None, since: datetime | None, until: datetime | None,
+           actions: Sequence[str] | None, fmt: str) -> Iterator[str]:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+
+    def csv_line(values: Sequence[Any]) -> str:
+        writer.writerow(values)
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    if fmt == "csv":
+        yield csv_line(FIELDS)
+    for row in iter_events(session, repo=repo, since=since, until=until, actions=actions):
+        if fmt == "csv":
+            yield csv_line([json.dumps(row[f], sort_keys=True) if f == "details" and row[f] is not None
+                            else ("" if row[f] is None else row[f]) for f in FIELDS])
+        else:
+            yield json.dumps(row, ensure_ascii=False) + "\n"
+
+
 def export(session: Session, out: TextIO, *, repo: str | None = None, since: datetime | None = None,
            until: datetime | None = None, actions: Sequence[str] | None = None, fmt: str = "jsonl") -> int:
     """Writes matching events in seq order as JSON Lines or CSV; returns how many."""
-    if fmt not in ("jsonl", "csv"):
-        raise ValueError(f"unknown format {fmt!r}: use jsonl or csv")
-    writer = csv.writer(out) if fmt == "csv" else None
-    if writer is not None:
-        writer.writerow(FIELDS)
-    n = 0
-    for row in iter_events(session, repo=repo, since=since, until=until, actions=actions):
-        if writer is not None:
-            writer.writerow([json.dumps(row[f], sort_keys=True) if f == "details" and row[f] is not None
-                             else ("" if row[f] is None else row[f]) for f in FIELDS])
-        else:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    n = -1 if fmt == "csv" else 0  # the CSV header is not an event
+    for line in export_lines(session, repo=repo, since=since, until=until, actions=actions, fmt=fmt):
+        out.write(line)
         n += 1
     return n
 

@@ -7,19 +7,22 @@ create a database: a path that holds none is an error naming it (`common.existin
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Optional
+from typing import Any, Iterator, Optional, TextIO
 
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from releasehub.auditlog import checkpoint as checkpoints
-from releasehub.auditlog import export, summarise_downloads, verify
+from releasehub.auditlog import verify
 from releasehub.auditlog.log import count
 from releasehub.cli.common import (
     DatabaseUrlOption,
@@ -28,10 +31,10 @@ from releasehub.cli.common import (
     err_console,
     existing_database,
     friendly_errors,
-    load_settings,
     parse_instant,
     show_data_dir,
 )
+from releasehub.cli.remote import EndpointOption, Remote, RemoteError, TokenOption, check_repo_id, remote
 from releasehub.settings import Settings
 
 audit_app = typer.Typer(help="The audit trail: verify its hash chain, sign checkpoints of its head, export "
@@ -162,42 +165,88 @@ def public_key_cmd(
 
 @audit_app.command("export")
 def export_cmd(
-    repo: Optional[str] = typer.Option(None, "--repo", help="Only events of this repo (NAMESPACE/NAME)."),
+    repo: Optional[str] = typer.Option(None, "--repo", help="Only events of this repo (NAMESPACE/NAME; its "
+                                                            "admins). Without it: the whole log (server admins)."),
     since: Optional[str] = typer.Option(None, "--since", help="From: 7d, 24h or an ISO date."),
     until: Optional[str] = typer.Option(None, "--until", help="Until (exclusive): 7d, 24h or an ISO date."),
     action: list[str] = typer.Option([], "--action", help="Only these actions, e.g. file.downloaded (repeat)."),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl or csv."),
     output: str = typer.Option("-", "--output", "-o", help="File to write, or - for stdout."),
-    data_dir: Optional[Path] = DataDirOption,
-    database_url: Optional[str] = DatabaseUrlOption,
+    endpoint: Optional[str] = EndpointOption,
+    token: Optional[str] = TokenOption,
 ) -> None:
-    """Write events as JSON Lines or CSV: a releaser's access report per file and revision."""
+    """Write events as JSON Lines or CSV, from the server: a releaser's access report per file and revision."""
     if fmt not in ("jsonl", "csv"):
         err_console.print(f"[red]error:[/red] --format must be jsonl or csv, not {fmt!r}.")
         raise typer.Exit(2)
+    if repo is not None:
+        check_repo_id(repo)
     start, end = parse_when(since), parse_when(until)
-    with friendly_errors(), existing_database(load_settings(data_dir, database_url)) as db, \
-            db.session() as session:
+    params: dict[str, Any] = {"format": fmt, "action": action}
+    if start is not None:
+        params["since"] = start.isoformat()
+    if end is not None:
+        params["until"] = end.isoformat()
+    url = f"/api/models/{repo}/audit" if repo else "/api/audit/export"
+    with remote(endpoint, token) as api, _streamed(api, url, params) as chunks:
         if output == "-":
-            n = export(session, sys.stdout, repo=repo, since=start, until=end, actions=action or None, fmt=fmt)
+            n = _copy_events(chunks, sys.stdout, fmt)
         else:
+            # Opened once the server has said yes: a refusal leaves no empty file behind.
             with open(output, "w", encoding="utf-8", newline="") as out:
-                n = export(session, out, repo=repo, since=start, until=end, actions=action or None, fmt=fmt)
-            err_console.print(f"wrote {n} events to {output}")
+                n = _copy_events(chunks, out, fmt)
+            err_console.print(f"wrote {n} events to {output}", markup=False, highlight=False)
+
+
+@contextlib.contextmanager
+def _streamed(api: Remote, url: str, params: dict[str, Any]) -> Iterator[Iterator[str]]:
+    """The text of a streamed answer, once its status says it is not an error."""
+    with api.client.stream("GET", url, params=params) as response:
+        if not response.is_success:
+            response.read()
+            message = response.headers.get("x-error-message")
+            try:
+                message = response.json().get("error") or message
+            except (ValueError, AttributeError):
+                pass
+            raise RemoteError(message or f"GET {url} answered {response.status_code}")
+        yield response.iter_text()
+
+
+def _copy_events(chunks: Iterator[str], out: TextIO, fmt: str) -> int:
+    """Writes the export as it arrives; returns how many events it held (CSV: rows after the header)."""
+
+    def lines() -> Iterator[str]:
+        pending = ""
+        for chunk in chunks:
+            out.write(chunk)
+            *complete, pending = (pending + chunk).split("\n")
+            for line in complete:
+                yield line + "\n"
+        if pending:
+            yield pending
+
+    if fmt == "csv":
+        # csv.reader, not a line count: a quoted cell may hold a line break.
+        return max(0, sum(1 for _ in csv.reader(lines())) - 1)
+    return sum(1 for line in lines() if line.strip())
 
 
 @audit_app.command("report")
 def report_cmd(
-    repo: str = typer.Option(..., "--repo", help="NAMESPACE/NAME"),
+    repo: str = typer.Option(..., "--repo", help="NAMESPACE/NAME (its admins)."),
     since: Optional[str] = typer.Option(None, "--since", help="From: 7d, 24h or an ISO date."),
-    data_dir: Optional[Path] = DataDirOption,
-    database_url: Optional[str] = DatabaseUrlOption,
+    endpoint: Optional[str] = EndpointOption,
+    token: Optional[str] = TokenOption,
 ) -> None:
-    """Downloads per revision and file: count, bytes, distinct downloaders."""
-    with friendly_errors(), existing_database(load_settings(data_dir, database_url)) as db, \
-            db.session() as session:
-        rows = summarise_downloads(session, repo, parse_when(since))
+    """Downloads per revision and file, from the server: count, bytes, distinct downloaders."""
+    check_repo_id(repo)
+    start = parse_when(since)
+    with remote(endpoint, token) as api:
+        rows = api.json("GET", f"/api/models/{repo}/audit/downloads",
+                        params={"since": start.isoformat()} if start is not None else None)
     table = Table("revision", "file", "downloads", "downloaders", "bytes", title=f"downloads of {repo}")
     for r in rows:
-        table.add_row((r.revision or "")[:12], r.path or "", str(r.downloads), str(len(r.actors)), f"{r.bytes:,}")
+        table.add_row((r["revision"] or "")[:12], Text(r["path"] or ""), str(r["downloads"]), str(r["downloaders"]),
+                      f"{r['bytes']:,}")
     console.print(table)

@@ -133,23 +133,26 @@ def _usage_rows(services: Services, subject: Subject, repo_id: str | None, days:
 
     from releasehub.gateway.models import UsageDaily
 
+    from releasehub.accounts.models import User
+
     since = utcnow().date() - timedelta(days=days - 1)
     with services.db.session() as session:
-        query = (select(UsageDaily, ApiKey.key_id, ApiKey.user_id, Repo)
+        query = (select(UsageDaily, ApiKey.key_id, ApiKey.user_id, Repo, User.name)
                  .join(ApiKey, ApiKey.id == UsageDaily.key_pk).join(Repo, Repo.id == UsageDaily.repo_id)
+                 .join(User, User.id == ApiKey.user_id)
                  .where(UsageDaily.day >= since).order_by(UsageDaily.day, Repo.id, ApiKey.key_id))
         if repo_id is not None:
             namespace, _, name = repo_id.partition("/")
             query = query.where(Repo.namespace == namespace, Repo.name == name)
         out = []
         admin_of: dict[int, bool] = {}
-        for usage, key_id, user_id, repo in session.execute(query).tuples():
+        for usage, key_id, user_id, repo, user_name in session.execute(query).tuples():
             if repo.id not in admin_of:
                 decision = decide(subject, access_service.repo_policy(repo), Permission.REPO_ADMIN, utcnow())
                 admin_of[repo.id] = decision.allowed
             if not admin_of[repo.id] and user_id != subject.user_id:
                 continue  # a releaser sees every key of their repos; anyone else only their own keys
-            out.append({"day": usage.day.isoformat(), "repo": repo.repo_id, "key": key_id,
+            out.append({"day": usage.day.isoformat(), "repo": repo.repo_id, "key": key_id, "user": user_name,
                         "requests": usage.requests, "refused": usage.refused, "errors": usage.errors,
                         "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens})
         return out

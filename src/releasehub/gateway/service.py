@@ -52,7 +52,10 @@ def hosted_of(session: Session, repo: Repo) -> HostedModel | None:
 
 
 def _check_backend(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[..." and the like: not a URL at all
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise BadRequest(f"backend {url!r} is not an http(s) URL; give the engine's OpenAI base URL, "
                          "such as http://127.0.0.1:8001/v1")
