@@ -94,7 +94,7 @@ class SwitchBody(BaseModel):
 class KeyBody(BaseModel):
     user: str = Field(min_length=1, max_length=96)
     repos: list[str] = Field(min_length=1, max_length=100)
-    tier: str = Field(default=gw.DEFAULT_TIER, min_length=1, max_length=64)
+    tier: str = Field(default=gw.DEFAULT_TIER, min_length=1, max_length=40)
     expiresInDays: int | None = Field(default=None, ge=1, le=MAX_DAYS)
     name: str | None = Field(default=None, max_length=100)
 

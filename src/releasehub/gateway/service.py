@@ -111,7 +111,7 @@ def set_hook(session: Session, repo: Repo, *, blocklist: list[str] | None, moder
         for pattern in blocklist:
             try:
                 re.compile(pattern)
-            except re.error as exc:
+            except (re.error, OverflowError) as exc:  # OverflowError: a repetition count too large
                 raise BadRequest(f"blocklist pattern {pattern!r} is not a regular expression: {exc}") from None
         hosted.blocklist = list(blocklist) or None
     if moderation_url is not None:
