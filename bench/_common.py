@@ -233,8 +233,10 @@ def _cli(args: Sequence[str], timeout: float = 120) -> str:
 
 
 def create_user_and_token(data_dir: Path, user: str = "alice") -> str:
-    _cli(["users", "create", user, "--data-dir", str(data_dir)])
-    out = _cli(["tokens", "create", user, "--scope", "write", "--data-dir", str(data_dir)])
+    """A fresh database with `user` as its first admin (the one account command that writes the database
+    directly); returns the write token it prints last."""
+    _cli(["db", "upgrade", "--data-dir", str(data_dir)])
+    out = _cli(["users", "create", user, "--admin", "--local", "--data-dir", str(data_dir)])
     lines = [line.strip() for line in out.splitlines() if line.strip()]
     return lines[-1]
 
