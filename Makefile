@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install serve clean
+.PHONY: demo test lint install serve clean compat
 
 # Two stamps: `make demo` and `make serve` install only what serving needs; `make test` adds the
 # test extra (and torch, which transformers needs in the tests) on top.
@@ -42,6 +42,11 @@ serve: $(SERVE_STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# Not part of `make test`: huggingface_hub's own test suite (from the sdist of the installed version)
+# against a live server, with and without Xet; writes its figures into docs/compat.md (about 5 min on 2 cores).
+compat: $(TEST_STAMP)
+	$(BIN)/python compat/run.py
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests
