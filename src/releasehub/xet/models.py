@@ -40,6 +40,19 @@ class XetXorbClaim(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class XetXorbSender(Base):
+    """`user_id` sent this xorb's verified bytes, to some repo. It outlives that repo: the client
+    deduplicates against the xorbs it uploaded (its shard cache keeps them for weeks) and sends a
+    shard without their bytes, also to another repo or after the first one was deleted. Having sent
+    the bytes proves holding them, so naming the xorb again reveals nothing."""
+
+    __tablename__ = "xet_xorb_senders"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    xorb_hash: Mapped[str] = mapped_column(ForeignKey("xet_xorbs.hash"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class XetFile(Base):
     """A file a shard described, verified and reconstructed into the blob store as `sha256`.
     `terms` packs its reconstruction (xorb hash, chunk start, chunk end per term)."""

@@ -8,6 +8,7 @@ route, fetched without a token, checks its link's signature instead (`tokens.ver
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -19,13 +20,14 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from releasehub.access import Permission
-from releasehub.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from releasehub.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, ReleasehubError
 from releasehub.hubapi.deps import RepoContext, get_services, repo_access
 from releasehub.services import Services
 from releasehub.xet import downloads, service, tokens
 from releasehub.xet.hashing import hash_from_hex
 from releasehub.xet.tokens import READ, WRITE, CasGrant
 
+log = logging.getLogger("releasehub.xet")
 router = APIRouter(tags=["xet"])
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
@@ -168,7 +170,12 @@ async def upload_shard(
         body += piece
         if len(body) > limit:
             raise PayloadTooLarge(f"A shard may have at most {limit} bytes; nothing was stored.")
-    result = await run_in_threadpool(service.register_shard, services, grant, bytes(body))
+    try:
+        result = await run_in_threadpool(service.register_shard, services, grant, bytes(body))
+    except ReleasehubError as exc:
+        # The Xet client shows only the status: the server's log says why a shard was refused.
+        log.info("shard refused (repo %s, user %s): %s", grant.repo_id, grant.user_id, exc.message)
+        raise
     return {"result": result}
 
 

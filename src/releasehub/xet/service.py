@@ -29,7 +29,7 @@ from releasehub.repos import service as repos
 from releasehub.services import Services
 from releasehub.xet.hashing import file_hash, hash_from_hex, hash_hex, verification_hash
 from releasehub.xet import reuse
-from releasehub.xet.models import XetFile, XetFileXorb, XetXorb, XetXorbClaim
+from releasehub.xet.models import XetFile, XetFileXorb, XetXorb, XetXorbClaim, XetXorbSender
 from releasehub.xet.shard import FileInfo, parse_shard
 from releasehub.xet.tokens import CasGrant
 from releasehub.xet.xorb import MAX_CHUNKS, XorbIndex, iter_chunks, read_xorb
@@ -101,6 +101,8 @@ def store_xorb(services: Services, grant: CasGrant, hex_hash: str, expected: byt
         session.execute(claim.on_conflict_do_update(
             index_elements=["repo_id", "user_id", "xorb_hash"],
             set_={"received_bytes": XetXorbClaim.received_bytes + index.packed_bytes}))
+        session.execute(insert(XetXorbSender).values(user_id=grant.user_id, xorb_hash=hex_hash, created_at=utcnow())
+                        .on_conflict_do_nothing(index_elements=["user_id", "xorb_hash"]))
     return new
 
 
@@ -111,15 +113,16 @@ def received_bytes(session: Session, repo_pk: int) -> int:
 
 
 def load_indexes(session: Session, hashes: Iterable[str], grant: CasGrant | None = None) -> dict[str, XorbIndex]:
-    """The indexes of those stored xorbs; with `grant`, only those its user sent to its repo."""
+    """The indexes of those stored xorbs; with `grant`, only those its user sent (to any repo: see
+    `XetXorbSender`)."""
     wanted = sorted(set(hashes))
     found: dict[str, XorbIndex] = {}
     for start in range(0, len(wanted), 500):
         query = select(XetXorb.hash, XetXorb.chunk_index, XetXorb.packed_bytes).where(
             XetXorb.hash.in_(wanted[start:start + 500]))
         if grant is not None:
-            query = query.join(XetXorbClaim, XetXorbClaim.xorb_hash == XetXorb.hash).where(
-                XetXorbClaim.repo_id == grant.repo_id, XetXorbClaim.user_id == grant.user_id)
+            query = query.join(XetXorbSender, XetXorbSender.xorb_hash == XetXorb.hash).where(
+                XetXorbSender.user_id == grant.user_id)
         for hex_hash, raw, packed in session.execute(query):
             found[hex_hash] = XorbIndex.unpack(hash_from_hex(hex_hash), bytes(raw), packed)
     return found
@@ -154,9 +157,9 @@ def verify_file(info: FileInfo, number: int, xorbs: dict[str, XorbIndex], readab
         xorb_hex = hash_hex(term.xorb_hash)
         index = xorbs.get(xorb_hex)
         if index is None:
-            raise BadRequest(f"{name} names xorb {xorb_hex}, which you have not uploaded to this repository "
-                             "and which holds no file you may download. Upload it (POST "
-                             "/v1/xorbs/default/{hash}) with this repository's CAS token.")
+            raise BadRequest(f"{name} names xorb {xorb_hex}, which you have not uploaded and which holds no "
+                             "file you may download. Upload it (POST /v1/xorbs/default/{hash}) with this "
+                             "repository's CAS token.")
         count = len(index.chunk_hashes)
         if not 0 <= term.chunk_start < term.chunk_end <= count:
             raise BadRequest(f"{name}, term {term_number}: chunks [{term.chunk_start}, {term.chunk_end}) are "
