@@ -348,9 +348,12 @@ def test_only_anonymously_readable_content_is_publicly_cacheable(server: Any, ap
         access_service.grant_access(session, repo, owner[0], user)
     granted = httpx.head(f"{server.url}/{repo_id}/resolve/main/model.safetensors", headers=auth(token))
     assert granted.status_code == 200 and granted.headers["Cache-Control"].startswith("private")
-    # The card files of a gated repo are open to anyone: those stay public.
-    card = httpx.head(f"{server.url}/{repo_id}/resolve/main/.gitattributes")
-    assert card.headers["Cache-Control"].startswith("public")
+    # The card of a gated repo is open to anyone: it stays public; .gitattributes is gated, as on the Hub.
+    commit_files(api, repo_id, {"README.md": b"---\nlicense: mit\n---\n# card\n"})
+    card = httpx.head(f"{server.url}/{repo_id}/resolve/main/README.md")
+    assert card.status_code == 200 and card.headers["Cache-Control"].startswith("public")
+    attributes = httpx.head(f"{server.url}/{repo_id}/resolve/main/.gitattributes")
+    assert attributes.status_code == 401 and attributes.headers["x-error-code"] == "GatedRepo"
 
 
 def test_concurrent_commits_without_a_parent_all_land(server: Any, api: HfApi, owner: tuple[str, str]) -> None:

@@ -15,7 +15,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from releasehub.access.policy import CARD_FILES, NO_RULES, ReleaseRules
+from releasehub.access.policy import CARD_FILES, NO_RULES, UNGATED_FILES, ReleaseRules
 from releasehub.accounts.subject import Subject
 
 
@@ -209,7 +209,7 @@ def decide(
             return Decision.allow(f"{role} of {policy.namespace}")
         if path is not None and not file_visible(policy, grant, now, path):
             return HIDDEN_ENTRY
-        if permission is Permission.REPO_DOWNLOAD and policy.gated and not (path and is_card_file(path)):
+        if permission is Permission.REPO_DOWNLOAD and policy.gated and path not in UNGATED_FILES:
             if grant is None or not grant.active(now):
                 return _gated(subject, policy, grant, now)
             return Decision.allow(f"access granted ({grant.tier or 'default'} tier)")

@@ -40,6 +40,9 @@ ALL_COMPONENTS = "*"
 # Files that belong to the card: always visible where the repo is, never gated, so that a
 # gated repo keeps its card readable (as on the Hub).
 CARD_FILES = frozenset({"README.md", ".gitattributes"})
+# Of those, what downloads through a gate: the card. `.gitattributes` is gated like any file, as on
+# the Hub (huggingface_hub's own tests download it to check that a gated repo refuses).
+UNGATED_FILES = frozenset({"README.md"})
 
 COMPONENTS = ("weights", "code", "data", "documentation", "evaluations", "other")
 
