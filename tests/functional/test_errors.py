@@ -409,3 +409,24 @@ def test_unserved_hub_routes_say_what_is_not_served(server: Any, api: HfApi, rep
     assert "GET /api/spaces/someone/app is not served: datasets and spaces" in spaces.json()["error"]
     other = raw(server, "GET", "/api/no-such-route")
     assert other.json()["error"] == "GET /api/no-such-route is not served by releasehub (see /docs for the routes served)."
+
+
+def test_refs_and_conflicts_answer_in_the_hubs_words(server: Any, api: HfApi, repo_id: str) -> None:
+    """huggingface_hub's own tests match on these sentences (found by `make compat`, issue 12)."""
+    api.create_branch(repo_id, branch="cool-branch")
+    for branch in ("cool-branch", "main"):
+        with pytest.raises(HfHubHTTPError, match=f"Reference refs/heads/{branch} already exists"):
+            api.create_branch(repo_id, branch=branch)
+    api.create_branch(repo_id, branch="cool-branch", exist_ok=True)
+    with pytest.raises(HfHubHTTPError, match="Invalid rev id"):
+        api.delete_branch(repo_id, branch="no-such-branch")
+    with pytest.raises(RevisionNotFoundError):  # the missing revision first, before the tag's name
+        api.create_tag(repo_id, tag="invalid tag", revision="foobar")
+    parent = api.model_info(repo_id).sha
+    api.upload_file(path_or_fileobj=b"1", path_in_repo="a.txt", repo_id=repo_id)
+    from huggingface_hub import CommitOperationAdd
+
+    with pytest.raises(HfHubHTTPError) as conflict:
+        api.create_commit(repo_id, [CommitOperationAdd("b.txt", b"2")], commit_message="late", parent_commit=parent)
+    assert conflict.value.response.status_code == 412
+    assert "The branch was updated since you opened this page. Please refresh and try again." in str(conflict.value)

@@ -667,9 +667,11 @@ def create_commit(
     head = session.get(Commit, ref.commit_id)
     assert head is not None
     if parent_commit is not None and parent_commit != head.oid:
+        # The Hub's sentence first: clients match on it.
         raise PreconditionFailed(
-            f"Branch {branch!r} is at {head.oid}, not at the parent commit {parent_commit} you named: "
-            "someone committed in between. Fetch the new head and retry."
+            "The branch was updated since you opened this page. Please refresh and try again. "
+            f"(Branch {branch!r} is at {head.oid}, not at the parent commit {parent_commit} you named: "
+            "someone committed in between. Fetch the new head and retry.)"
         )
     store_regular_files(session, store, operations, max_regular_bytes)
     files = apply_operations(session, store, commit_files(session, head), operations, may_name)
@@ -724,7 +726,7 @@ def create_branch(session: Session, repo: Repo, branch: str, starting_point: str
     if existing is not None:
         if exist_ok:
             return existing
-        raise RefExists(f"Branch {branch!r} already exists in {repo.repo_id}.")
+        raise RefExists(f"Reference refs/heads/{branch} already exists in {repo.repo_id}.")  # the Hub's words
     commit = resolve_revision(session, repo, starting_point or DEFAULT_BRANCH)
     ref = Ref(repo_id=repo.id, kind="branch", name=branch, commit_id=commit.id)
     session.add(ref)
@@ -739,18 +741,19 @@ def delete_branch(session: Session, repo: Repo, branch: str) -> None:
         delete(Ref).where(Ref.repo_id == repo.id, Ref.kind == "branch", Ref.name == branch)
     )
     if deleted.rowcount == 0:  # type: ignore[attr-defined]
-        raise RevisionNotFound(f"Branch {branch!r} not found in {repo.repo_id}.")
+        raise RevisionNotFound(f"Invalid rev id: {branch} (no branch of that name in {repo.repo_id}).")
 
 
 def create_tag(session: Session, repo: Repo, tag: str, revision: str, message: str | None = None,
                exist_ok: bool = False) -> Ref:
+    commit = resolve_revision(session, repo, revision)  # a missing revision is named first, as on the Hub
     _validate_ref_name(tag, "tag")
     existing = session.scalar(select(Ref).where(Ref.repo_id == repo.id, Ref.kind == "tag", Ref.name == tag))
     if existing is not None:
         if exist_ok:
             return existing
-        raise RefExists(f"Tag {tag!r} already exists in {repo.repo_id}; tags are immutable, delete it first.")
-    commit = resolve_revision(session, repo, revision)
+        raise RefExists(f"Reference refs/tags/{tag} already exists in {repo.repo_id}; tags are immutable, "
+                        "delete it first.")
     ref = Ref(repo_id=repo.id, kind="tag", name=tag, commit_id=commit.id, message=message)
     session.add(ref)
     session.flush()
