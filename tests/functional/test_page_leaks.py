@@ -81,7 +81,7 @@ def test_no_page_reveals_what_decide_hides(server: Any, api: HfApi, owner: tuple
         missing_page[how] = client.get(f"/{repo_id}/blob/main/no/such-file.bin")
         assert missing_page[how].status_code == 404
 
-    @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(policy=policies, grant=grants, how=st.sampled_from(["anonymous", "cookie", "token"]),
            gated=st.sampled_from([False, "auto"]))
     def check(policy: dict[str, Any], grant: tuple[str, str, str | None] | None, how: str, gated: Any) -> None:
