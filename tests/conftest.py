@@ -16,7 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 # The client must not use Xet (the server speaks LFS) nor read a developer's saved token.
 os.environ["HF_HUB_DISABLE_XET"] = "1"
@@ -29,6 +29,9 @@ import pytest  # noqa: E402
 
 from releasehub.accounts import service as accounts  # noqa: E402
 from releasehub.db import Database  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.objectstore import ObjectStoreServer
 
 PG_ADMIN_URL = os.environ.get("RELEASEHUB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -84,6 +87,17 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     db: Database
+    env: dict[str, str] | None = None
+
+    def blob_store(self):  # type: ignore[no-untyped-def]
+        """The server's blob store, opened as the server opens it (local files or S3)."""
+        from releasehub.settings import Settings
+        from releasehub.storage import open_store
+
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
+            if self.env and name in self.env:
+                os.environ[name] = self.env[name]
+        return open_store(Settings.from_env({**(self.env or {}), "RELEASEHUB_DATA_DIR": str(self.data_dir)}))
 
     def user(self, name: str | None = None, *, scope: str = "write", admin: bool = False,
              email: str | None = None, email_verified: bool = False) -> tuple[str, str]:
@@ -135,7 +149,7 @@ def start_server(data_dir: Path, database_url: str, extra_env: dict[str, str] | 
         process.kill()
         raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
     db_url = database_url or f"sqlite:///{(data_dir / 'releasehub.db').resolve()}"
-    return ServerProcess(url, data_dir, db_url, process, log_path, Database(db_url))
+    return ServerProcess(url, data_dir, db_url, process, log_path, Database(db_url), dict(extra_env or {}))
 
 
 def stop_server(server: ServerProcess, sig: int | None = None) -> None:
@@ -162,7 +176,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 def server(backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
            ) -> Iterator[ServerProcess]:
     database_url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
-    proc = start_server(tmp_path_factory.mktemp(f"server-{backend}"), database_url)
+    # "s3": SQLite with the blobs in a real S3-compatible store (SeaweedFS), for the modules that
+    # add it to their `backend` params (downloads, uploads, integrity).
+    extra = request.getfixturevalue("object_store").env() if backend == "s3" else None
+    proc = start_server(tmp_path_factory.mktemp(f"server-{backend}"), database_url, extra_env=extra)
     yield proc
     stop_server(proc)
 
@@ -186,3 +203,13 @@ def repo_id(api, owner: tuple[str, str]) -> str:  # type: ignore[no-untyped-def]
     rid = f"{owner[0]}/model-{uuid.uuid4().hex[:6]}"
     api.create_repo(rid)
     return rid
+
+
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator["ObjectStoreServer"]:
+    """A SeaweedFS S3 server of this test process (tests/objectstore.py); each test takes a bucket."""
+    from tests.objectstore import start_object_store
+
+    server = start_object_store(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()

@@ -10,6 +10,8 @@ from urllib.parse import unquote
 
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.exc import DataError
+from starlette.concurrency import run_in_threadpool
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from releasehub import __version__, apidocs
@@ -26,6 +28,8 @@ from releasehub.gateway.routes import GatewayFastPath
 from releasehub.gateway.routes import router as gateway_router
 from releasehub.gateway.admin_routes import router as gateway_admin_router
 from releasehub.auditlog.routes import router as audit_router
+from releasehub.collector import CollectorSchedule
+from releasehub.hubapi.storage_routes import router as storage_router
 from releasehub.webhooks.checkpoints import CheckpointSchedule
 from releasehub.webhooks.dispatcher import Dispatcher
 from releasehub.webhooks.targets import parse_networks
@@ -43,7 +47,6 @@ from releasehub import web
 from releasehub.requestid import RequestIdMiddleware
 from releasehub.services import Services
 from releasehub.settings import Settings
-from releasehub.storage import LocalBlobStore
 from releasehub.xet import service as xet_service
 from releasehub.xet.routes import router as xet_router
 
@@ -109,9 +112,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if isinstance(services.store, LocalBlobStore):
-            # Temporary files of uploads cut off by a crash are never part of any blob.
-            services.store.sweep_temporary(older_than_seconds=24 * 3600)
+        # Temporary files of uploads cut off by a crash are never part of any blob.
+        await run_in_threadpool(services.store.sweep_temporary, 24 * 3600)
         xet_service.sweep_spool(services, older_than_seconds=24 * 3600)  # xorb bodies cut off by a crash
         recorder = DownloadRecorder(services.db)
         dispatcher = Dispatcher(services.db, poll_interval=services.settings.webhook_poll_seconds,
@@ -122,6 +124,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.state.gateway = Gateway.start(services)
         dispatcher.start()
         # Signed checkpoints of the audit head to the webhooks subscribed to audit.checkpoint.
+        # The collector, on a schedule (every replica may run it; see releasehub.collector).
+        collecting = None
+        if services.settings.gc_interval_seconds > 0:
+            collecting = CollectorSchedule(services, services.settings.gc_interval_seconds)
+            collecting.start()
         checkpoints = None
         if services.settings.audit_checkpoint_seconds > 0:
             checkpoints = CheckpointSchedule(services.db, services.settings.audit_key_path,
@@ -133,6 +140,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         finally:
             if checkpoints is not None:
                 checkpoints.stop()
+            if collecting is not None:
+                collecting.stop()
             dispatcher.stop()
             recorder.close()
             await app.state.gateway.close()
@@ -171,6 +180,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(gateway_router)
     app.include_router(gateway_admin_router)
     app.include_router(audit_router)
+    app.include_router(storage_router)
     app.add_exception_handler(GatewayError, gateway_error)  # OpenAI's error shape under /v1
     # The catch-all download route comes last so that /api/... routes match first.
     app.include_router(file_router)

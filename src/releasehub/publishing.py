@@ -16,6 +16,7 @@ call `commit` here, so that every commit follows the same rules:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -30,6 +31,9 @@ from releasehub.errors import PreconditionFailed
 from releasehub.repos import service as repos
 from releasehub.repos.models import Repo
 from releasehub.storage import BlobStore
+
+if TYPE_CHECKING:
+    from releasehub.db import Database
 
 # Attempts of a commit without a parent when other commits keep moving the branch.
 CAS_ATTEMPTS = 20
@@ -145,3 +149,16 @@ def duplicate(session: Session, subject: Subject, source: Repo, target: Repo, fi
         repos.record_claims(session, target.id, subject.user_id, claimed)
     session.flush()
     return failed
+
+
+def publish_upload(db: Database, sha256: str, size: int, repo_pk: int, user_pk: int,
+                   publish: Callable[[], None]) -> None:
+    """An upload whose bytes are verified (they hash to `sha256`): record the blob and the
+    uploader's claim on it in the repo the upload was bound to, then `publish` the bytes under
+    their content address. The row comes first, so the collector never deletes the bytes of an
+    upload in progress (see releasehub.collector); the claim before the bytes is harmless, since
+    a commit checks that the bytes are stored."""
+    with db.session() as session:
+        repos.insert_blob_rows(session, [(sha256, size)])
+        repos.record_claims(session, repo_pk, user_pk, [sha256])
+    publish()

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from releasehub.db import Database
 from releasehub.repos.models import ServerSecret
 from releasehub.settings import Settings
-from releasehub.storage import BlobStore, LocalBlobStore
+from releasehub.storage import BlobStore, open_store
 
 
 @dataclass
@@ -26,7 +26,8 @@ class Services:
         db = Database(settings.resolved_database_url)
         if migrate:
             db.upgrade()
-        store = LocalBlobStore(settings.blob_dir, settings.tmp_dir)
+        settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+        store = open_store(settings)
         return cls(settings=settings, db=db, store=store, signing_key=load_signing_key(db))
 
     def close(self) -> None:

@@ -62,6 +62,22 @@ SETTINGS_DOC: dict[str, str] = {
     "xet_max_xorb_bytes": "Largest xorb body accepted on the Xet CAS route (the client packs at most 64 MiB of "
                           "chunk data per xorb; chunk headers add up to 64 KiB).",
     "xet_max_shard_bytes": "Largest shard body accepted on the Xet CAS route, checked before it is parsed.",
+    "storage_url": "Where blobs live: file:///DIR (a local directory) or s3://BUCKET[/PREFIX] (an S3-compatible "
+                   "object store; credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION). "
+                   "Empty: blobs/ in the data dir.",
+    "s3_endpoint_url": "Endpoint of an S3-compatible server (http://127.0.0.1:8333 for SeaweedFS, MinIO, Ceph). "
+                       "Empty: AWS S3.",
+    "s3_public_endpoint_url": "Endpoint that clients reach the object store at, used in presigned download and "
+                              "upload links when it differs from s3_endpoint_url. Empty: s3_endpoint_url.",
+    "storage_proxy": "1: the server sends blob bytes itself instead of redirecting clients to presigned URLs of "
+                     "the object store (for stores that clients cannot reach). 0: redirect (302).",
+    "download_url_ttl_seconds": "Lifetime of the presigned object-store URLs that downloads are redirected to.",
+    "gc_grace_seconds": "Age below which releasehub gc never removes an unreferenced blob or an upload leftover "
+                        "(uploads in progress, and blobs a coming commit will name).",
+    "gc_interval_seconds": "How often each server process runs the collector. 0: only `releasehub gc`.",
+    "accel_redirect_prefix": "Behind nginx: answer downloads of local blobs with X-Accel-Redirect to this internal "
+                             "location (e.g. /_blobs/), which nginx maps to the blob directory, so that nginx "
+                             "sends the bytes. Empty: the server sends them.",
 }
 
 
@@ -94,6 +110,14 @@ class Settings:
     xet_token_ttl_seconds: int = 3600
     xet_max_xorb_bytes: int = 64 * 1024 * 1024 + 64 * 1024
     xet_max_shard_bytes: int = 64 * 1024 * 1024
+    storage_url: str = ""
+    s3_endpoint_url: str = ""
+    s3_public_endpoint_url: str = ""
+    storage_proxy: int = 0
+    download_url_ttl_seconds: int = 900
+    gc_grace_seconds: int = 24 * 3600
+    gc_interval_seconds: int = 6 * 3600
+    accel_redirect_prefix: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Settings":

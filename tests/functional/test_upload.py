@@ -20,6 +20,12 @@ from huggingface_hub import (
 from huggingface_hub import lfs as hf_lfs
 from huggingface_hub.errors import HfHubHTTPError, RevisionNotFoundError
 
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres", "s3"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """This module also runs on blobs in a real S3-compatible store (SQLite + SeaweedFS)."""
+    return str(request.param)
+
 LFS_HEADERS = {"Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"}
 
 
@@ -29,7 +35,7 @@ def _auth(token: str) -> dict[str, str]:
 
 def _read(server, repo_id: str, path: str, revision: str = "main", token: str | None = None) -> bytes:
     response = httpx.get(f"{server.url}/{repo_id}/resolve/{revision}/{path}",
-                         headers=_auth(token) if token else {}, timeout=30)
+                         headers=_auth(token) if token else {}, timeout=30, follow_redirects=True)
     response.raise_for_status()
     return response.content
 

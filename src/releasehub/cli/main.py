@@ -37,6 +37,7 @@ def build_app() -> typer.Typer:
     from releasehub.cli.login import register as register_login
     from releasehub.cli.push import push
     from releasehub.cli.serve import db_app, demo, serve
+    from releasehub.cli.storage import gc
     from releasehub.cli.webhooks import webhooks_app
 
     full = _typer()
@@ -44,6 +45,7 @@ def build_app() -> typer.Typer:
     full.command("demo")(demo)
     full.command("push")(push)
     full.command("usage")(usage)
+    full.command("gc")(gc)
     _add_client_commands(full)
     register_login(full)  # login, logout, whoami
     full.add_typer(db_app, name="db")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import mimetypes
 import os
 from dataclasses import dataclass
+from typing import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -24,6 +25,7 @@ from releasehub.access import service as access_service
 from releasehub.accounts.service import ANONYMOUS, Subject
 from releasehub.auditlog import EventData
 from releasehub.db import utcnow
+from releasehub.errors import RangeNotSatisfiable
 from releasehub.hubapi.deps import decode_segment, raise_denied, repo_context, subject_from_header
 from releasehub.repos import service as repos
 from releasehub.repos.paths import validate_path
@@ -156,17 +158,82 @@ _PATH_PARAMETERS: dict[str, object] = {"parameters": [
 async def resolve(request: Request, found: ResolvedFile = Depends(file_access)) -> Response:
     headers = _headers(request, found)
     media_type = mimetypes.guess_type(found.path)[0] or "application/octet-stream"
+    services: Services = request.app.state.services
+    settings = services.settings
+    if found.state.lfs and not settings.storage_proxy:
+        # Only now, after `file_access` decided: a short-lived presigned URL of the object, with the
+        # Hub's headers on the redirect itself (the client reads them from the HEAD's 302, as from
+        # the Hub's CDN redirect). Signing is local: neither HEAD nor GET calls the store here.
+        location = services.store.download_url(found.state.sha256, settings.download_url_ttl_seconds,
+                                               found.path.rsplit("/", 1)[-1], media_type)
+        if location is not None:
+            if request.method == "GET":
+                _record_download(request, found)
+            headers["Location"] = location
+            headers["Cache-Control"] = "private, no-store"  # the URL expires; never cache the redirect
+            return Response(status_code=302, headers=headers)
     if request.method == "HEAD":
         headers["Content-Length"] = str(found.state.size)
         return Response(headers=headers, media_type=media_type)
     _record_download(request, found)
     if found.local is not None:
+        if settings.accel_redirect_prefix:
+            # Behind the documented nginx front: nginx sends the file from its internal location
+            # (sendfile, Range), re-adding these headers from the upstream answer.
+            sha = found.state.sha256
+            headers["X-Accel-Redirect"] = f"{settings.accel_redirect_prefix.rstrip('/')}/{sha[:2]}/{sha[2:4]}/{sha}"
+            headers["X-Accel-Buffering"] = "no"
+            return Response(headers=headers, media_type=media_type)
         # The blob is stat-ed here, for GET only: a HEAD answers from the database.
         return FileResponse(found.local, headers=headers, media_type=media_type, stat_result=os.stat(found.local))
-    store: Services = request.app.state.services
-    handle = store.store.open(found.state.sha256)
-    headers["Content-Length"] = str(found.state.size)
-    return StreamingResponse(iter(lambda: handle.read(1024 * 1024), b""), headers=headers, media_type=media_type)
+    return _stream(services, found, headers, media_type, request.headers.get("range"))
+
+
+def _single_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The inclusive range of a single `bytes=` Range header; None for the whole file (no header,
+    several ranges, or one that cannot be parsed, which RFC 9110 lets a server ignore).
+    RangeNotSatisfiable when it starts past the end."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[6:].strip().partition("-")
+    if not (first.isdigit() or first == "") or not (last.isdigit() or last == "") or first == last == "":
+        return None
+    if first == "":
+        length = int(last)
+        if length == 0 or size == 0:
+            raise RangeNotSatisfiable(f"The file has {size} bytes.", size=size)
+        return max(0, size - length), size - 1
+    start, end = int(first), int(last) if last else size - 1
+    if start >= size:
+        raise RangeNotSatisfiable(f"The range starts at byte {start}; the file has {size} bytes.", size=size)
+    if end < start:
+        return None
+    return start, min(end, size - 1)
+
+
+def _stream(services: Services, found: ResolvedFile, headers: dict[str, str], media_type: str,
+            range_header: str | None) -> Response:
+    """The server sends the bytes of a store without local files (the proxy setting), honouring Range."""
+    size = found.state.size
+    wanted = _single_range(range_header, size)
+    start, end = wanted if wanted is not None else (0, size - 1)
+    status = 206 if wanted is not None else 200
+    if status == 206:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(max(0, end - start + 1))
+
+    def body() -> Iterator[bytes]:
+        with services.store.open(found.state.sha256) as handle:
+            handle.seek(start)
+            left = end - start + 1
+            while left > 0:
+                piece = handle.read(min(left, 1024 * 1024))
+                if not piece:
+                    return
+                left -= len(piece)
+                yield piece
+
+    return StreamingResponse(body(), status_code=status, headers=headers, media_type=media_type)
 
 
 def _range_length(header: str | None, size: int) -> int:

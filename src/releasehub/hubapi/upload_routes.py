@@ -7,10 +7,8 @@ import base64
 import hashlib
 import json
 import math
-import os
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, AsyncIterator, BinaryIO, Callable, Iterable, Iterator
 from urllib.parse import urlencode
 
@@ -21,14 +19,14 @@ from starlette.concurrency import run_in_threadpool
 
 from releasehub import publishing
 from releasehub.access import Permission
-from releasehub.errors import BadRequest, InvalidCommit, NotFound, PayloadTooLarge
+from releasehub.errors import BadRequest, ChecksumMismatch, InvalidCommit, PayloadTooLarge
 from releasehub.hubapi.deps import RepoContext, decode_segment, get_services, repo_access, wake_dispatcher
 from releasehub.hubapi.signing import UploadGrant, new_grant, sign, verify
 from releasehub.repos import gitfiles
 from releasehub.repos import service as repos
 from releasehub.repos.paths import validate_path
 from releasehub.services import Services
-from releasehub.storage import BlobWriter, LocalBlobStore, is_sha256
+from releasehub.storage import BlobWriter, Multipart, is_sha256
 
 router = APIRouter(tags=["upload"])
 
@@ -116,9 +114,9 @@ class LfsBatchBody(BaseModel):
     hash_algo: str = "sha256"
 
 
-def _signed_url(base: str, path: str, grant: UploadGrant, key: bytes) -> str:
+def _signed_url(base: str, path: str, grant: UploadGrant, key: bytes, extra: dict[str, str] | None = None) -> str:
     query = urlencode({"size": grant.size, "chunk": grant.chunk, "exp": grant.expires, "repo": grant.repo_id,
-                       "user": grant.user_id, "sig": sign(key, grant)})
+                       "user": grant.user_id, "sig": sign(key, grant), **(extra or {})})
     return f"{base}{path}?{query}"
 
 
@@ -157,10 +155,19 @@ def lfs_batch(
                           ctx.subject.user_id or 0)
         key = ctx.services.signing_key
         if use_parts:
+            # Parts go straight to the object store where it takes them (presigned part URLs), else
+            # to the server's part route; either way the completion, on the server, verifies the sha256.
+            sig = sign(key, grant)
+            upload_key = f"{obj.oid}-{sig[:16]}"
+            upload_id = ctx.services.store.start_multipart(upload_key)
+            target = ctx.services.store.multipart(upload_key, upload_id)
+            extra = {"upload": upload_id} if upload_id else {}
             header: dict[str, str] = {"chunk_size": str(chunk)}
             for number in range(1, math.ceil(obj.size / chunk) + 1):
-                header[str(number)] = _signed_url(base, f"/api/lfs/objects/{obj.oid}/parts/{number}", grant, key)
-            action = {"href": _signed_url(base, f"/api/lfs/objects/{obj.oid}/complete", grant, key),
+                header[str(number)] = (target.part_url(number, settings.upload_url_ttl_seconds)
+                                       or _signed_url(base, f"/api/lfs/objects/{obj.oid}/parts/{number}", grant, key,
+                                                      extra))
+            action = {"href": _signed_url(base, f"/api/lfs/objects/{obj.oid}/complete", grant, key, extra),
                       "header": header}
         else:
             action = {"href": _signed_url(base, f"/api/lfs/objects/{obj.oid}", grant, key)}
@@ -235,11 +242,12 @@ def _multipart_grant(link: SignedLink) -> UploadGrant:
     return link.grant
 
 
-def _record_blob(services: Services, oid: str, size: int, repo_pk: int, user_pk: int) -> None:
-    """The verified blob, and the uploader's claim on it in the repo the upload was bound to."""
-    with services.db.session() as session:
-        repos.insert_blob_rows(session, [(oid, size)])
-        repos.record_claims(session, repo_pk, user_pk, [oid])
+def _finish_upload(services: Services, writer: BlobWriter, expected_sha256: str | None, repo_pk: int,
+                   user_pk: int) -> str:
+    """Hash and check what the writer received, record it, then publish it (in a worker thread)."""
+    oid = writer.finish(expected_sha256)
+    publishing.publish_upload(services.db, oid, writer.size, repo_pk, user_pk, writer.publish)
+    return oid
 
 
 @router.put("/api/lfs/objects/{oid}")
@@ -250,10 +258,9 @@ async def lfs_upload(
     writer = services.store.writer(max_bytes=services.settings.max_file_bytes, expected_size=grant.size)
     try:
         await stream_into(request, writer)
-        await run_in_threadpool(writer.commit, grant.oid)
+        await run_in_threadpool(_finish_upload, services, writer, grant.oid, grant.repo_id, grant.user_id)
     finally:
         writer.abort()
-    await run_in_threadpool(_record_blob, services, grant.oid, grant.size, grant.repo_id, grant.user_id)
     return Response(status_code=200)
 
 
@@ -272,24 +279,21 @@ async def upload_blob(
     writer = services.store.writer(max_bytes=services.settings.max_file_bytes, expected_size=size)
     try:
         await stream_into(request, writer)
-        oid = await run_in_threadpool(writer.commit, None)
+        oid = await run_in_threadpool(_finish_upload, services, writer, None, repo_pk, user_pk)
     finally:
         writer.abort()
-    await run_in_threadpool(_record_blob, services, oid, size, repo_pk, user_pk)
     return {"oid": oid, "size": size}
 
 
-def _multipart_paths(services: Services, grant: UploadGrant, sig: str) -> tuple[Path, Path]:
-    store = services.store
-    if not isinstance(store, LocalBlobStore):
-        raise BadRequest("Multipart uploads need the local blob store.")
-    data = store.tmp / f"multipart-{grant.oid}-{sig[:16]}"
-    return data, data.with_suffix(".parts")
+def _multipart(services: Services, grant: UploadGrant, sig: str, upload_id: str) -> Multipart:
+    """The store's multipart upload for this link: named by the oid and the link's signature, so
+    that every replica finds the same one."""
+    return services.store.multipart(f"{grant.oid}-{sig[:16]}", upload_id)
 
 
 @router.put("/api/lfs/objects/{oid}/parts/{number}")
 async def lfs_upload_part(
-    request: Request, number: int, link: SignedLink = Depends(upload_link),
+    request: Request, number: int, upload: str = Query("", max_length=1024), link: SignedLink = Depends(upload_link),
     services: Services = Depends(get_services),
 ) -> Response:
     grant, sig = _multipart_grant(link), link.signature
@@ -297,34 +301,25 @@ async def lfs_upload_part(
     if not 1 <= number <= parts:
         raise BadRequest(f"Part number must be between 1 and {parts}.")
     expected = min(grant.chunk, grant.size - (number - 1) * grant.chunk)
-    data_path, parts_dir = _multipart_paths(services, grant, sig)
-    parts_dir.mkdir(exist_ok=True)
+    target = _multipart(services, grant, sig, upload)
     digest = hashlib.md5(usedforsecurity=False)
     received = 0
-
-    def write_at(piece: bytes, offset: int) -> None:
-        fd = os.open(data_path, os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            os.pwrite(fd, piece, offset)
-        finally:
-            os.close(fd)
-
     async for piece in _batched(request):
         if received + len(piece) > expected:
             raise BadRequest(f"Part {number} is larger than the expected {expected} bytes.")
-        await run_in_threadpool(write_at, piece, (number - 1) * grant.chunk + received)
+        await run_in_threadpool(target.write_part, number, (number - 1) * grant.chunk + received, piece)
         digest.update(piece)
         received += len(piece)
     if received != expected:
         raise BadRequest(f"Part {number} has {received} bytes; {expected} were expected. Upload it again.")
     etag = f'"{digest.hexdigest()}"'
-    (parts_dir / str(number)).write_text(etag)
+    await run_in_threadpool(target.record_part, number, etag)
     return Response(status_code=200, headers={"ETag": etag})
 
 
 class CompletionPart(BaseModel):
     partNumber: int
-    etag: str
+    etag: str = Field(max_length=200)
 
 
 class CompletionBody(BaseModel):
@@ -334,34 +329,27 @@ class CompletionBody(BaseModel):
 
 @router.post("/api/lfs/objects/{oid}/complete")
 def lfs_complete(
-    body: CompletionBody, link: SignedLink = Depends(upload_link), services: Services = Depends(get_services),
+    body: CompletionBody, upload: str = Query("", max_length=1024), link: SignedLink = Depends(upload_link),
+    services: Services = Depends(get_services),
 ) -> dict[str, str]:
     grant, sig = _multipart_grant(link), link.signature
     if body.oid != grant.oid:
         raise BadRequest("Completion names another oid than its link.")
-    data_path, parts_dir = _multipart_paths(services, grant, sig)
     expected_parts = math.ceil(grant.size / grant.chunk)
     numbers = sorted(p.partNumber for p in body.parts)
     if numbers != list(range(1, expected_parts + 1)):
         raise BadRequest(f"Completion must list parts 1 to {expected_parts} exactly once each.")
-    for part in body.parts:
-        marker = parts_dir / str(part.partNumber)
-        if not marker.exists():
-            raise NotFound(f"Part {part.partNumber} was never uploaded; upload it, then complete again.")
-        if marker.read_text().strip('"') != part.etag.strip('"'):
-            raise BadRequest(f"ETag of part {part.partNumber} does not match the uploaded part.")
-    store = services.store
-    assert isinstance(store, LocalBlobStore)
+    target = _multipart(services, grant, sig, upload)
     try:
-        if data_path.stat().st_size != grant.size:
-            raise BadRequest("Assembled upload has the wrong size; upload the parts again.")
-        store.publish_file(data_path, expected_sha256=grant.oid)
+        target.verify({p.partNumber: p.etag for p in body.parts}, grant.size, grant.oid)
+    except ChecksumMismatch:
+        target.abort()  # the bytes are not the declared ones: start again
+        raise
+    # (A part missing or an ETag that differs keeps the parts: send the part, complete again.)
+    try:
+        publishing.publish_upload(services.db, grant.oid, grant.size, grant.repo_id, grant.user_id, target.publish)
     finally:
-        data_path.unlink(missing_ok=True)
-        for marker in parts_dir.glob("*"):
-            marker.unlink(missing_ok=True)
-        parts_dir.rmdir()
-    _record_blob(services, grant.oid, grant.size, grant.repo_id, grant.user_id)
+        target.abort()
     return {"oid": grant.oid}
 
 
@@ -485,8 +473,7 @@ async def commit(
     branch = decode_segment(revision)
     # The body goes to disk (an unnamed file, gone when closed, even after a crash), and is
     # parsed line by line: each inline file is written to the blob store as it is read.
-    spool_dir = store.tmp if isinstance(store, LocalBlobStore) else None
-    with tempfile.TemporaryFile(prefix="commit-", dir=spool_dir) as spool:
+    with tempfile.TemporaryFile(prefix="commit-", dir=settings.tmp_dir) as spool:
         await _spool(request, settings.max_commit_bytes, spool)
 
         def inline(path: str, content: bytes) -> repos.Operation:

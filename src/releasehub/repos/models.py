@@ -55,6 +55,9 @@ class Blob(Base):
     sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When its bytes were last stored or a commit in progress last named it: the collector leaves
+    # an unreferenced blob alone until this is older than its grace period (None: created_at).
+    stored_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
 
 class UploadClaim(Base):

@@ -129,13 +129,26 @@ class RefListing:
 
 
 def insert_blob_rows(session: Session, rows: Iterable[tuple[str, int]]) -> None:
-    """Record verified blobs; a blob recorded twice (a concurrent upload) is not an error."""
-    values = [{"sha256": sha, "size": size, "created_at": utcnow()} for sha, size in rows]
+    """Record verified blobs, as stored now; a blob recorded twice (a concurrent upload) is not an
+    error. Called *before* the bytes are published (or checked to be there): the collector
+    deletes a blob only while it holds this row and sees it old, so a blob recorded here is not
+    deleted under the caller (see releasehub.collector)."""
+    now = utcnow()
+    values = [{"sha256": sha, "size": size, "created_at": now, "stored_at": now} for sha, size in rows]
     if not values:
         return
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert(Blob).values(values).on_conflict_do_nothing(index_elements=["sha256"]))
+    statement = insert(Blob).values(values)
+    session.execute(statement.on_conflict_do_update(index_elements=["sha256"],
+                                                    set_={"stored_at": statement.excluded.stored_at}))
+
+
+def touch_blob(session: Session, sha256: str) -> int | None:
+    """The size of a recorded blob, marking it as named by a commit in progress (which keeps the
+    collector off it); None when no such blob is recorded."""
+    return session.scalar(update(Blob).where(Blob.sha256 == sha256).values(stored_at=utcnow())
+                          .returning(Blob.size))
 
 
 def blob_size(session: Session, sha256: str) -> int | None:
@@ -302,8 +315,9 @@ def create_repo(
     # Like the Hub, a new repo starts with one commit holding the default .gitattributes, so
     # that `main` always resolves to a commit.
     content = DEFAULT_GITATTRIBUTES.encode()
-    sha = store.put_bytes(content)
-    insert_blob_rows(session, [(sha, len(content))])
+    sha = hashlib.sha256(content).hexdigest()
+    insert_blob_rows(session, [(sha, len(content))])  # the row first: see insert_blob_rows
+    store.put_bytes(content, sha)
     files = {".gitattributes": FileState(sha, len(content), git_blob_oid(content), False)}
     commit = _insert_commit(session, repo, None, files, "initial commit", "", author, now, None, None)
     session.add(Ref(repo_id=repo.id, kind="branch", name=DEFAULT_BRANCH, commit_id=commit.id, created_at=now))
@@ -569,13 +583,16 @@ def store_regular_files(session: Session, store: BlobStore, operations: list[Ope
     for op in operations:
         if isinstance(op, AddRegular):
             _check_inline_size(op.path, len(op.content), max_regular_bytes)
-            rows.append((store.put_bytes(op.content), len(op.content)))
+            rows.append((store.put_bytes(op.content), len(op.content), op.path))
         elif isinstance(op, AddStored):
             _check_inline_size(op.path, op.size, max_regular_bytes)
-            if not store.exists(op.sha256):
-                raise InvalidCommit(f"{op.path}: its inline content is no longer stored; send the commit again.")
-            rows.append((op.sha256, op.size))
-    insert_blob_rows(session, rows)
+            rows.append((op.sha256, op.size, op.path))
+    # The rows first, then the check that the bytes are there: a blob the collector removed in
+    # between is not silently named (the collector holds the row while it deletes the bytes).
+    insert_blob_rows(session, [(sha, size) for sha, size, _ in rows])
+    for sha, _, path in rows:
+        if not store.exists(sha):
+            raise InvalidCommit(f"{path}: its inline content is no longer stored; send the commit again.")
 
 
 # "May the committer name this oid in this repo?" (see `publishing.may_name_oid`).
@@ -611,7 +628,7 @@ def apply_operations(
             # The claim first: whether the blob exists (and its size) is told only to those who may name it.
             if not may_name(op.sha256):
                 raise never_uploaded(op.sha256, path)
-            size = blob_size(session, op.sha256)
+            size = touch_blob(session, op.sha256)
             if size is None or not store.exists(op.sha256):
                 raise never_uploaded(op.sha256, path)
             if op.size is not None and op.size != size:

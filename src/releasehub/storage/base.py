@@ -1,24 +1,54 @@
 """The `BlobStore` interface.
 
-A blob store holds immutable blobs named by their sha256. Writers hash while the bytes stream
-in and only publish a blob under its name once the hash is known and, when the caller declared
-one, matches it: a reader can never see a partial or corrupted blob under a valid name.
+A blob store holds immutable blobs named by their sha256, and a few other immutable objects
+named by the caller after it verified them (Xet xorbs, in the namespace `xorbs`). Writers hash
+while the bytes stream in and only publish a blob under its name once the hash is known and,
+when the caller declared one, matches it: a reader can never see a partial or corrupted blob
+under a valid name. Routes talk to this interface only; which store is behind it (local files,
+an S3-compatible object store, memory) is the settings' business (`storage.open_store`).
+
+Publishing is in two steps, `finish()` (hash and check) and `publish()`, so that the caller can
+record the blob in the database between them: `releasehub gc` deletes an object only while it
+holds the blob's row and sees it old and unreferenced, and a writer that recorded the row first
+never has its object deleted under it (see `releasehub.storage.gc`).
 """
 
 from __future__ import annotations
 
 import abc
+import hashlib
+import os
 import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 from releasehub.errors import ChecksumMismatch, PayloadTooLarge
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_OBJECT_NAME = re.compile(r"^[0-9a-f]{64}$")
+NAMESPACES = ("xorbs",)
+HASH_BATCH = 8 * 1024 * 1024
 
 
 def is_sha256(value: str) -> bool:
     return bool(_SHA256.match(value))
+
+
+def check_object_name(namespace: str, name: str) -> None:
+    if namespace not in NAMESPACES or not _OBJECT_NAME.match(name):
+        raise ValueError(f"not an object name: {namespace}/{name!r}")
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    """One blob as the store lists it (for the collector)."""
+
+    sha256: str
+    size: int
+    modified: datetime
 
 
 class BlobWriter(abc.ABC):
@@ -28,6 +58,7 @@ class BlobWriter(abc.ABC):
         self.max_bytes = max_bytes
         self.expected_size = expected_size
         self.size = 0
+        self.sha256: str | None = None  # set by finish()
 
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
@@ -54,14 +85,30 @@ class BlobWriter(abc.ABC):
     @abc.abstractmethod
     def _write(self, chunk: bytes) -> None: ...
 
+    def finish(self, expected_sha256: str | None = None) -> str:
+        """The sha256 of what was written, checked against `expected_sha256` and the declared
+        size. Raises ChecksumMismatch (and publishes nothing, ever) when they differ."""
+        digest = self._digest()
+        self._check(digest, expected_sha256)
+        self.sha256 = digest
+        return digest
+
     @abc.abstractmethod
+    def _digest(self) -> str: ...
+
+    @abc.abstractmethod
+    def publish(self) -> None:
+        """Make the finished blob readable under its sha256 (a no-op when it already is)."""
+
     def commit(self, expected_sha256: str | None = None) -> str:
-        """Publish the blob and return its sha256. Raises ChecksumMismatch and publishes
-        nothing when the bytes do not hash to `expected_sha256`."""
+        """finish() and publish() at once, for callers that keep no database row of the blob."""
+        digest = self.finish(expected_sha256)
+        self.publish()
+        return digest
 
     @abc.abstractmethod
     def abort(self) -> None:
-        """Discard whatever was written. Safe to call more than once."""
+        """Discard whatever was written and not published. Safe to call more than once."""
 
     def __enter__(self) -> "BlobWriter":
         return self
@@ -70,19 +117,120 @@ class BlobWriter(abc.ABC):
         self.abort()
 
 
+class SpooledWriter(BlobWriter):
+    """Writes into a temporary file on local disk while hashing; the store publishes the file."""
+
+    def __init__(self, store: "BlobStore", tmp: Path, max_bytes: int | None, expected_size: int | None) -> None:
+        super().__init__(max_bytes, expected_size)
+        self._store = store
+        fd, name = tempfile.mkstemp(prefix="upload-", dir=tmp)
+        self.path = Path(name)
+        self._file: BinaryIO | None = os.fdopen(fd, "wb", buffering=0)
+        self._hash = hashlib.sha256()
+
+    def _write(self, chunk: bytes) -> None:
+        assert self._file is not None, "write after finish or abort"
+        self._hash.update(chunk)
+        self._file.write(chunk)
+
+    def _digest(self) -> str:
+        assert self._file is not None, "finish after finish or abort"
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+        return self._hash.hexdigest()
+
+    def publish(self) -> None:
+        assert self.sha256 is not None, "publish before finish"
+        self._store.publish_local(self.path, self.sha256)
+
+    def abort(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self.path.unlink(missing_ok=True)
+
+
+class Multipart(abc.ABC):
+    """One multipart upload of a large blob, under a key that names it on every replica.
+
+    The client PUTs each part either straight to the store (`part_url`) or to the server's part
+    route (`write_part`); completing it `verify()`s the whole (every part's ETag, the size, the
+    sha256) before `publish()` makes it a blob. Nothing is readable under a content address
+    before then."""
+
+    @abc.abstractmethod
+    def part_url(self, number: int, ttl_seconds: int) -> str | None:
+        """Where the client PUTs part `number` straight to the store, or None when parts go
+        through the server's own part route."""
+
+    @abc.abstractmethod
+    def write_part(self, number: int, offset: int, data: bytes) -> None:
+        """Write bytes of part `number` at byte `offset` of the blob (the server's part route)."""
+
+    @abc.abstractmethod
+    def record_part(self, number: int, etag: str) -> None:
+        """Remember the ETag the server answered for a part it received whole."""
+
+    @abc.abstractmethod
+    def verify(self, etags: dict[int, str], size: int, expected_sha256: str) -> None:
+        """Join the parts, checking each part's ETag, the size and the sha256; raises BadRequest,
+        NotFound or ChecksumMismatch and publishes nothing when any is wrong."""
+
+    @abc.abstractmethod
+    def publish(self) -> None:
+        """Make the verified upload the blob named by its sha256."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Remove the parts and whatever was assembled; safe to call more than once."""
+
+
 class BlobStore(abc.ABC):
+    # ---------------------------------------------------------------- blobs by sha256
+
     @abc.abstractmethod
     def exists(self, sha256: str) -> bool: ...
 
     @abc.abstractmethod
-    def open(self, sha256: str) -> BinaryIO: ...
+    def open(self, sha256: str) -> BinaryIO:
+        """A seekable reader of the blob; NotFound when it is not stored."""
 
     @abc.abstractmethod
     def writer(self, max_bytes: int | None = None, expected_size: int | None = None) -> BlobWriter: ...
 
+    @abc.abstractmethod
+    def publish_local(self, path: Path, sha256: str) -> None:
+        """Move a verified local file (hashing to `sha256`) into the store under its name."""
+
+    @abc.abstractmethod
+    def delete(self, sha256: str) -> None:
+        """Remove a blob (the collector's, under the blob row's lock); a missing blob is no error."""
+
+    @abc.abstractmethod
+    def iter_blobs(self) -> Iterator[StoredBlob]: ...
+
     def local_path(self, sha256: str) -> Path | None:
         """A filesystem path to serve the blob from with sendfile, when the store has one."""
         return None
+
+    def download_url(self, sha256: str, ttl_seconds: int, filename: str, content_type: str) -> str | None:
+        """A short-lived URL at which a client fetches the blob from the store itself (a presigned
+        GET), or None when the server must send the bytes. Computing it never calls the store."""
+        return None
+
+    def publish_file(self, path: Path, expected_sha256: str | None = None) -> str:
+        """Hash a local file (an assembled upload), check it and publish it; returns its sha256."""
+        digest = hash_file(path)
+        if expected_sha256 is not None and digest != expected_sha256:
+            path.unlink(missing_ok=True)
+            raise ChecksumMismatch(
+                f"Assembled upload hashes to sha256 {digest} but {expected_sha256} was declared; "
+                "the upload was discarded. Upload the file again."
+            )
+        self.publish_local(path, digest)
+        return digest
 
     def put_bytes(self, data: bytes, expected_sha256: str | None = None) -> str:
         with self.writer() as writer:
@@ -92,3 +240,61 @@ class BlobStore(abc.ABC):
     def read_bytes(self, sha256: str) -> bytes:
         with self.open(sha256) as handle:
             return handle.read()
+
+    # ---------------------------------------------------------------- multipart uploads
+
+    @abc.abstractmethod
+    def start_multipart(self, key: str) -> str:
+        """Begin a multipart upload named `key` (letters, digits, '-'); returns the id that the
+        client's links carry back ('' when the store needs none)."""
+
+    @abc.abstractmethod
+    def multipart(self, key: str, upload_id: str) -> Multipart:
+        """The multipart upload `start_multipart(key)` began."""
+
+    # ---------------------------------------------------------------- named objects (xorbs)
+
+    @abc.abstractmethod
+    def put_object(self, namespace: str, name: str, path: Path) -> None:
+        """Move a verified local file into the store as `namespace/name` (no-op when present)."""
+
+    @abc.abstractmethod
+    def open_object(self, namespace: str, name: str) -> BinaryIO:
+        """A seekable reader of the object; NotFound when absent."""
+
+    @abc.abstractmethod
+    def object_size(self, namespace: str, name: str) -> int | None: ...
+
+    # ---------------------------------------------------------------- housekeeping
+
+    def sweep_temporary(self, older_than_seconds: float = 0) -> int:
+        """Remove leftovers of interrupted uploads older than the given age; returns how many."""
+        return 0
+
+
+def hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(HASH_BATCH):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sweep_folder(folder: Path, older_than_seconds: float) -> int:
+    """Remove the files (and emptied folders) under `folder` older than the given age."""
+    import time
+
+    if not folder.is_dir():
+        return 0
+    cutoff = time.time() - older_than_seconds
+    removed = 0
+    for entry in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        try:
+            if entry.is_file() and entry.stat().st_mtime <= cutoff:
+                entry.unlink(missing_ok=True)
+                removed += 1
+            elif entry.is_dir() and not any(entry.iterdir()) and entry.stat().st_mtime <= cutoff:
+                entry.rmdir()
+        except FileNotFoundError:
+            continue
+    return removed

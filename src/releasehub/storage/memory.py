@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-from typing import BinaryIO
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO, Iterator
 
-from releasehub.errors import NotFound
-from releasehub.storage.base import BlobStore, BlobWriter
+from releasehub.errors import BadRequest, ChecksumMismatch, NotFound
+from releasehub.storage.base import BlobStore, BlobWriter, Multipart, StoredBlob, check_object_name
 
 
 class MemoryBlobWriter(BlobWriter):
@@ -15,27 +17,84 @@ class MemoryBlobWriter(BlobWriter):
         super().__init__(max_bytes, expected_size)
         self._store = store
         self._buffer: io.BytesIO | None = io.BytesIO()
+        self._data: bytes | None = None
 
     def _write(self, chunk: bytes) -> None:
         assert self._buffer is not None
         self._buffer.write(chunk)
 
-    def commit(self, expected_sha256: str | None = None) -> str:
+    def _digest(self) -> str:
         assert self._buffer is not None
-        data = self._buffer.getvalue()
-        digest = hashlib.sha256(data).hexdigest()
-        self._check(digest, expected_sha256)
-        self._store.blobs[digest] = data
+        self._data = self._buffer.getvalue()
         self._buffer = None
-        return digest
+        return hashlib.sha256(self._data).hexdigest()
+
+    def publish(self) -> None:
+        assert self.sha256 is not None and self._data is not None, "publish before finish"
+        self._store._put(self.sha256, self._data)
+        self._data = None
 
     def abort(self) -> None:
         self._buffer = None
+        self._data = None
+
+
+class MemoryMultipart(Multipart):
+    def __init__(self, store: "MemoryBlobStore", key: str) -> None:
+        self._store = store
+        self._key = key
+        self._sha256: str | None = None
+
+    @property
+    def _state(self) -> tuple[bytearray, dict[int, str]]:
+        return self._store.uploads.setdefault(self._key, (bytearray(), {}))
+
+    def part_url(self, number: int, ttl_seconds: int) -> str | None:
+        return None
+
+    def write_part(self, number: int, offset: int, data: bytes) -> None:
+        buffer, _ = self._state
+        if len(buffer) < offset + len(data):
+            buffer.extend(b"\0" * (offset + len(data) - len(buffer)))
+        buffer[offset:offset + len(data)] = data
+
+    def record_part(self, number: int, etag: str) -> None:
+        self._state[1][number] = etag
+
+    def verify(self, etags: dict[int, str], size: int, expected_sha256: str) -> None:
+        buffer, recorded = self._state
+        for number, etag in sorted(etags.items()):
+            if number not in recorded:
+                raise NotFound(f"Part {number} was never uploaded; upload it, then complete again.")
+            if recorded[number].strip('"') != etag.strip('"'):
+                raise BadRequest(f"ETag of part {number} does not match the uploaded part.")
+        if len(buffer) != size:
+            raise ChecksumMismatch("Assembled upload has the wrong size; upload the parts again.")
+        digest = hashlib.sha256(buffer).hexdigest()
+        if digest != expected_sha256:
+            raise ChecksumMismatch(f"Assembled upload hashes to sha256 {digest} but {expected_sha256} was declared; "
+                                   "the upload was discarded. Upload the file again.")
+        self._sha256 = digest
+
+    def publish(self) -> None:
+        assert self._sha256 is not None, "publish before verify"
+        self._store._put(self._sha256, bytes(self._state[0]))
+
+    def abort(self) -> None:
+        self._store.uploads.pop(self._key, None)
 
 
 class MemoryBlobStore(BlobStore):
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
+        self.modified: dict[str, datetime] = {}
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.uploads: dict[str, tuple[bytearray, dict[int, str]]] = {}
+
+    def _put(self, sha256: str, data: bytes) -> None:
+        if sha256 not in self.blobs:
+            self.blobs[sha256] = data
+            self.modified[sha256] = datetime.now(timezone.utc)
 
     def exists(self, sha256: str) -> bool:
         return sha256 in self.blobs
@@ -48,3 +107,38 @@ class MemoryBlobStore(BlobStore):
 
     def writer(self, max_bytes: int | None = None, expected_size: int | None = None) -> MemoryBlobWriter:
         return MemoryBlobWriter(self, max_bytes, expected_size)
+
+    def publish_local(self, path: Path, sha256: str) -> None:
+        self._put(sha256, path.read_bytes())
+        path.unlink(missing_ok=True)
+
+    def delete(self, sha256: str) -> None:
+        self.blobs.pop(sha256, None)
+        self.modified.pop(sha256, None)
+
+    def iter_blobs(self) -> Iterator[StoredBlob]:
+        for sha, data in list(self.blobs.items()):
+            yield StoredBlob(sha, len(data), self.modified[sha])
+
+    def start_multipart(self, key: str) -> str:
+        return ""
+
+    def multipart(self, key: str, upload_id: str) -> MemoryMultipart:
+        return MemoryMultipart(self, key)
+
+    def put_object(self, namespace: str, name: str, path: Path) -> None:
+        check_object_name(namespace, name)
+        self.objects.setdefault((namespace, name), path.read_bytes())
+        path.unlink(missing_ok=True)
+
+    def open_object(self, namespace: str, name: str) -> BinaryIO:
+        check_object_name(namespace, name)
+        try:
+            return io.BytesIO(self.objects[(namespace, name)])
+        except KeyError:
+            raise NotFound(f"Object {namespace}/{name} is not in the store.") from None
+
+    def object_size(self, namespace: str, name: str) -> int | None:
+        check_object_name(namespace, name)
+        data = self.objects.get((namespace, name))
+        return None if data is None else len(data)

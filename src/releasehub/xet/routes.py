@@ -207,11 +207,9 @@ def get_xorb_range(
     """The bytes of one signed range of a stored xorb: the whole range (200), or a single Range
     inside it (206). Anything outside the signed range answers 403."""
     _hash(oid)
-    path = service.xorb_path(services, oid)
-    try:
-        total = path.stat().st_size
-    except FileNotFoundError:
-        raise NotFound("No such xorb.") from None
+    total = services.store.object_size(service.XORBS, oid)
+    if total is None:
+        raise NotFound("No such xorb.")
     start, end = link.start, min(link.end, total - 1)
     status = 200
     header = request.headers.get("range")
@@ -228,7 +226,7 @@ def get_xorb_range(
     downloads.log.info("xet xorb range served: %s bytes %d-%d", oid, start, end)
 
     def body() -> Any:
-        with open(path, "rb") as handle:
+        with services.store.open_object(service.XORBS, oid) as handle:
             handle.seek(start)
             left = end - start + 1
             while left > 0:

@@ -41,10 +41,6 @@ MAX_SHARD_CHUNK_REFS = 8 * 1024 * 1024
 _TERM = struct.Struct("<32sII")
 
 
-def xorb_dir(services: Services) -> Path:
-    return services.settings.xet_dir / "xorbs"
-
-
 def spool_dir(services: Services) -> Path:
     path = services.settings.xet_dir / "tmp"
     path.mkdir(parents=True, exist_ok=True)
@@ -67,8 +63,7 @@ def sweep_spool(services: Services, older_than_seconds: float) -> int:
     return removed
 
 
-def xorb_path(services: Services, hex_hash: str) -> Path:
-    return xorb_dir(services) / hex_hash[:2] / hex_hash
+XORBS = "xorbs"  # the blob store's namespace for verified xorbs
 
 
 def _insert(session: Session):  # type: ignore[no-untyped-def]
@@ -84,11 +79,8 @@ def store_xorb(services: Services, grant: CasGrant, hex_hash: str, expected: byt
     with open(spooled, "rb") as handle:
         index = read_xorb(handle, expected)
         os.fsync(handle.fileno())
-    target = xorb_path(services, hex_hash)
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(spooled, 0o444)
-        os.replace(spooled, target)  # atomic: the path holds a complete, verified xorb or nothing
+    # Atomic in every store: the name holds a complete, verified xorb or nothing.
+    services.store.put_object(XORBS, hex_hash, spooled)
     with services.db.session() as session:
         insert = _insert(session)
         new = session.get(XetXorb, hex_hash) is None
@@ -198,7 +190,7 @@ def _reconstruct(services: Services, verified: VerifiedFile, xorbs: dict[str, Xo
         for xorb_hex, start, end in verified.terms:
             handle = handles.get(xorb_hex)
             if handle is None:
-                handle = handles[xorb_hex] = open(xorb_path(services, xorb_hex), "rb")
+                handle = handles[xorb_hex] = services.store.open_object(XORBS, xorb_hex)
             handle.seek(xorbs[xorb_hex].offsets[start])
             for _, data in iter_chunks(handle, limit=end - start):
                 pending += data
@@ -208,11 +200,14 @@ def _reconstruct(services: Services, verified: VerifiedFile, xorbs: dict[str, Xo
         if pending:
             writer.write(bytes(pending))
         try:
-            writer.commit(verified.sha256)
+            writer.finish(verified.sha256)
         except ChecksumMismatch as exc:
             raise ChecksumMismatch(f"The file with Xet hash {verified.file_hash} reconstructs to other content "
                                    f"than sha256 {verified.sha256}, which its shard declares; nothing was "
                                    "stored.") from exc
+        with services.db.session() as session:  # the row before the bytes: see repos.insert_blob_rows
+            repos.insert_blob_rows(session, [(verified.sha256, verified.size)])
+        writer.publish()
     finally:
         writer.abort()
         for handle in handles.values():
