@@ -23,7 +23,8 @@ from releasehub.access.policy import TierApi
 from releasehub.accounts.models import Membership, Org, User
 from releasehub.accounts.subject import Subject
 from releasehub.db import as_utc, utcnow
-from releasehub.repos.models import Repo
+from releasehub.repos.models import Ref, Repo
+from releasehub.repos.service import DEFAULT_BRANCH
 
 from .errors import GatewayError
 from .models import ApiKey, ApiKeyRepo, HostedModel
@@ -69,6 +70,7 @@ class Target:
     repo_id: str
     hosted: Hosted
     terms: TierTerms
+    head_commit: int | None = None  # the commit (row id) at the head of main: whose tokenizer counts prompts
 
     @property
     def api(self) -> TierApi:
@@ -89,9 +91,10 @@ _TARGET_LOOKUP = (
     select(Repo.id, Repo.namespace, Repo.name, Repo.visibility, Repo.gated, Repo.policy_version,
            type_coerce(Repo.policy, Text), HostedModel.id, HostedModel.enabled, HostedModel.disabled_reason,
            HostedModel.backend_url, HostedModel.engine_model, HostedModel.api_key_env, HostedModel.timeout_s,
-           HostedModel.store_prompts, HostedModel.blocklist, HostedModel.moderation_url)
+           HostedModel.store_prompts, HostedModel.blocklist, HostedModel.moderation_url, Ref.commit_id)
     .join(ApiKeyRepo, (ApiKeyRepo.repo_id == Repo.id) & (ApiKeyRepo.key_pk == bindparam("key_pk")))
     .outerjoin(HostedModel, HostedModel.repo_id == Repo.id)
+    .outerjoin(Ref, (Ref.repo_id == Repo.id) & (Ref.kind == "branch") & (Ref.name == DEFAULT_BRANCH))
     .where(Repo.namespace == bindparam("namespace"), Repo.name == bindparam("name"))
 )
 
@@ -210,7 +213,7 @@ def _target(read: _Reader, ctx: KeyContext, model: str) -> Target:
         raise unknown
     row = rows[0]
     (repo_pk, namespace, name, visibility, gated, version, raw, hosted_pk, enabled, disabled_reason, backend_url,
-     engine_model, api_key_env, timeout_s, store_prompts, blocklist, moderation_url) = row
+     engine_model, api_key_env, timeout_s, store_prompts, blocklist, moderation_url, head_commit) = row
     rules, doc = access_service.compiled_policy(repo_pk, version, raw)
     policy = RepoPolicy(model, namespace, visibility, gated, rules)
     if hosted_pk is None or not decide(ctx.subject, policy, Permission.REPO_READ, utcnow()).allowed:
@@ -225,7 +228,7 @@ def _target(read: _Reader, ctx: KeyContext, model: str) -> Target:
                                 "new key.", type="permission_error", code="tier_not_found")
     hosted = Hosted(backend_url, engine_model, api_key_env, timeout_s, bool(store_prompts), tuple(blocklist or ()),
                     moderation_url)
-    return Target(repo_pk, model, hosted, terms)
+    return Target(repo_pk, model, hosted, terms, head_commit)
 
 
 def lookup(database: Any, secret: str, model: str) -> tuple[KeyContext, Target]:

@@ -44,6 +44,7 @@ from .params import (
     token_caps,
 )
 from .ratelimit import Decision
+from .tokenizing import count_prompt, counters
 from .upstream import EngineTimeout, EngineUnreachable, Upstream
 
 log = logging.getLogger("releasehub.gateway")
@@ -156,7 +157,7 @@ async def handle(scope: Scope, receive: Receive, send: Send, endpoint: str) -> N
     except _ClientGone:
         return
     try:
-        await _Call(gateway, ctx, target, endpoint, body, started).run(receive, send)
+        await _Call(gateway, ctx, target, endpoint, body, started, services).run(receive, send)
     except (_ClientGone, OSError):  # ASGI servers raise OSError on a send to a client that hung up
         pass  # metered; nobody to answer
 
@@ -165,8 +166,9 @@ class _Call:
     """The state of one call that got past the key and the repo: checks, limits, engine, metering."""
 
     def __init__(self, gateway: Any, ctx: KeyContext, target: Target, endpoint: str, body: dict[str, Any],
-                 started: float) -> None:
+                 started: float, services: Any = None) -> None:
         self.gateway, self.ctx, self.target, self.endpoint, self.body = gateway, ctx, target, endpoint, body
+        self.services = services
         self.started = started
         self.stream = bool(body.get("stream"))
         self.decision: Decision | None = None
@@ -224,6 +226,16 @@ class _Call:
 
     # -- the steps
 
+    async def prompt_tokens(self, text: str, token_ids: int) -> int:
+        """The prompt's tokens: counted with the repo's own tokenizer when its head commit has one
+        (`tokenizing`), else estimated from the text's bytes; token ids count one token each."""
+        services = self.services
+        if services is not None and self.target.head_commit is not None:
+            counter = await counters.get(services.db, services.store, self.target.repo_pk, self.target.head_commit)
+            if counter is not None:
+                return max(1, await count_prompt(counter, self.endpoint, self.body, len(text)) + token_ids)
+        return estimate_tokens(text) + token_ids
+
     async def admit(self) -> GatewayError | None:
         """Depth, size, the policy hook and the rate limiter: the error that refuses the call, or None."""
         body, target, model = self.body, self.target, self.body["model"]
@@ -231,7 +243,7 @@ class _Call:
             check_depth(self.endpoint, body, target, self.ctx.tier)
             text = prompt_text(self.endpoint, body)
             token_ids = prompt_token_ids(self.endpoint, body)
-            self.prompt_estimate = estimate = estimate_tokens(text) + token_ids
+            self.prompt_estimate = estimate = await self.prompt_tokens(text, token_ids)
             self.caps = caps = token_caps(self.endpoint, body, target.api, estimate)
             refusal = await run_hook(self.gateway.upstream, target, text, token_ids)
             if refusal is not None:
