@@ -123,8 +123,9 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(data_dir: Path, database_url: str, extra_env: dict[str, str] | None = None) -> ServerProcess:
-    port = free_port()
+def start_server(data_dir: Path, database_url: str, extra_env: dict[str, str] | None = None,
+                 port: int | None = None) -> ServerProcess:
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"

@@ -147,11 +147,28 @@ def _alembic_config(url: str):  # type: ignore[no-untyped-def]
     return config
 
 
+MIGRATION_LOCK = 0x72656C68  # "relh": the advisory lock replicas take around migrations
+
+
 def upgrade(url: str) -> None:
-    """Bring the schema to the newest migration (idempotent)."""
+    """Bring the schema to the newest migration (idempotent). On PostgreSQL, under an advisory
+    lock: replicas starting together migrate one after the other, the later ones finding nothing
+    to do."""
     from alembic import command
 
-    command.upgrade(_alembic_config(url), "head")
+    if not url.startswith("postgresql"):
+        command.upgrade(_alembic_config(url), "head")
+        return
+    engine = migration_engine(url)
+    try:
+        with engine.connect() as lock:
+            lock.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
+            try:
+                command.upgrade(_alembic_config(url), "head")
+            finally:
+                lock.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
+    finally:
+        engine.dispose()
 
 
 def migration_engine(url: str) -> Engine:
