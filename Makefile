@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install serve clean compat
+.PHONY: demo test lint install serve clean compat test-engine
 
 # Two stamps: `make demo` and `make serve` install only what serving needs; `make test` adds the
 # test extra (and torch, which transformers needs in the tests) on top.
@@ -47,6 +47,13 @@ test: $(TEST_STAMP)
 # against a live server, with and without Xet; writes its figures into docs/compat.md (about 5 min on 2 cores).
 compat: $(TEST_STAMP)
 	$(BIN)/python compat/run.py
+
+# Not part of `make test`: the gateway in front of a real engine, vLLM's CPU build, serving a tiny generated
+# model (tests/engine_vllm, docs/gateway.md). The engine's environment is built once, outside the repo
+# (3.4 GB; $RELEASEHUB_ENGINE_ENV or ~/.cache/releasehub/vllm-cpu-env), and reused while its pins match.
+test-engine: $(TEST_STAMP)
+	$(PYTHON) scripts/engine_env.py
+	RELEASEHUB_ENGINE_TESTS=1 $(BIN)/python -m pytest -q tests/engine_vllm
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests

@@ -167,8 +167,27 @@ def _write_json(path: Path, data: dict[str, Any]) -> Path:
     return path
 
 
-def build_tiny_model(directory: Path, *, seed: int = 0, config: TinyConfig = TinyConfig()) -> list[Path]:
-    """Write a loadable tiny Llama (config, safetensors weights, tokenizer, card) into `directory`."""
+# The hosted demo (`releasehub demo --hosted`) and `make test-engine` serve the model with vLLM, whose CPU
+# attention takes head sizes of 32, 64, 80, ... only (the default above has 16: vLLM starts, then dies at
+# the first request): hidden 128 over 4 heads. Chat needs a template, which vLLM reads from
+# tokenizer_config.json; it wraps each message in markers and closes it with </s>.
+HOSTED_CONFIG = TinyConfig(hidden=128, intermediate=256, layers=2, heads=4, kv_heads=2, max_positions=512)
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "<|{{ message['role'] }}|>\n{{ message['content'] }}{{ eos_token }}\n"
+    "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+
+def build_hosted_model(directory: Path, *, seed: int = 0) -> list[Path]:
+    """The tiny Llama in the shape vLLM's CPU build serves (HOSTED_CONFIG), with a chat template."""
+    return build_tiny_model(directory, seed=seed, config=HOSTED_CONFIG, chat_template=CHAT_TEMPLATE)
+
+
+def build_tiny_model(directory: Path, *, seed: int = 0, config: TinyConfig = TinyConfig(),
+                     chat_template: str | None = None) -> list[Path]:
+    """Write a loadable tiny Llama (config, safetensors weights, tokenizer, card) into `directory`;
+    with `chat_template`, its tokenizer_config.json carries it (for chat through an engine)."""
     from safetensors.numpy import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -195,6 +214,7 @@ def build_tiny_model(directory: Path, *, seed: int = 0, config: TinyConfig = Tin
     written.append(_write_json(directory / "tokenizer_config.json", {
         **special, "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": config.max_positions,
         "clean_up_tokenization_spaces": False, "add_bos_token": True, "add_eos_token": False,
+        **({"chat_template": chat_template} if chat_template is not None else {}),
     }))
     tensors = _weights(config, vocab, seed)
     save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
@@ -317,3 +337,202 @@ def _seeded(session: Session) -> bool:
         if "model.safetensors" not in repos.commit_files(session, head):
             return False
     return True
+
+
+# ---------------------------------------------------------------------------------------------
+# The hosted demo's engine: vLLM's CPU build, from the environment `make test-engine` builds
+# (scripts/engine_env.py). `releasehub demo --hosted`, tests/engine_vllm and bench/gateway_vllm.py
+# start it the same way.
+
+HOSTED_REPO = "tiny-llama-hosted"
+ENGINE_ENV_VARIABLE = "RELEASEHUB_ENGINE_ENV"
+ENGINE_STAMP = ".releasehub-engine-env.json"  # written by scripts/engine_env.py when the build is complete
+ENGINE_START_TIMEOUT_S = 300.0
+BUILD_HINT = ("build it with `make test-engine` (which then runs the engine's tests) or "
+              "`python3 scripts/engine_env.py` from a releasehub checkout: a 3.4 GB environment, a few minutes "
+              "to tens of minutes")
+
+
+HOSTED_POLICY: dict[str, Any] = {
+    "hosted_only": True,
+    "tiers": [
+        {"name": "public", "components": ["documentation"],
+         "api": {"requests_per_minute": 20, "tokens_per_minute": 20000, "max_tokens": 64}},
+        {"name": "researcher", "components": ["documentation"],
+         "api": {"requests_per_minute": 60, "tokens_per_minute": 100000, "max_tokens": 256, "logprobs": True,
+                 "top_logprobs": 5, "echo": True}},
+    ],
+}
+
+
+def hosted_card(card: str) -> str:
+    """The demo card of the hosted release: the same kind of model, served only through /v1."""
+    body = card.replace("name: tiny-llama\n", f"name: {HOSTED_REPO}\n", 1)
+    body = body.replace("# tiny-llama (releasehub demo)", f"# {HOSTED_REPO} (releasehub demo, hosted)", 1)
+    return body[:body.index("## How to get it")] + (
+        "## How to use it\n\nThis release is hosted only: its weights never leave the server. Call it through "
+        "the OpenAI-compatible API at `/v1` with a key (`releasehub demo --hosted` prints one), e.g. with the "
+        "`openai` client and `base_url` set to the server's `/v1`.\n")
+
+
+@dataclass(frozen=True)
+class HostedDemo:
+    repo_id: str
+    keys: dict[str, str]  # tier -> a new key of the visitor, at every seeding
+
+
+def seed_hosted(services: Services, model_dir: Path, backend_url: str, engine_model: str) -> HostedDemo:
+    """Create (once) `demo/tiny-llama-hosted` holding the files in `model_dir` (the ones the engine
+    serves), with its tiers; attach it to the engine at `backend_url` (again at every start: the
+    engine's port changes) and make the visitor a new key per tier."""
+    from releasehub.gateway import service as gateway
+
+    with services.db.session() as session:
+        _, token = accounts.create_token(session, DEMO_USER, name="demo-hosted", scope="write")
+        subject = accounts.authenticate(session, token)
+        assert subject is not None and subject.user_id is not None
+        with tempfile.TemporaryDirectory() as tmp:
+            staged = Path(tmp)
+            for path in model_dir.iterdir():
+                data = path.read_bytes()
+                (staged / path.name).write_bytes(hosted_card(data.decode()).encode() if path.name == "README.md"
+                                                 else data)
+            _release(services, session, HOSTED_REPO, staged, subject)
+        repo = repos.get_repo(session, DEMO_USER, HOSTED_REPO)
+        if not access_service.stored_doc(repo).tiers:
+            access_service.set_policy(session, repo, HOSTED_POLICY, DEMO_USER, source="demo")
+        gateway.attach(session, repo, backend_url=backend_url, engine_model=engine_model, api_key_env=None,
+                       hosted_only=True, actor=DEMO_USER)
+        keys = {tier["name"]: gateway.create_key(session, VISITOR, [repo.repo_id], tier["name"], actor=DEMO_USER,
+                                                 name="demo").secret
+                for tier in HOSTED_POLICY["tiers"]}
+        return HostedDemo(repo.repo_id, keys)
+
+
+def engine_env_dir() -> Path:
+    """Where the vLLM environment lives: $RELEASEHUB_ENGINE_ENV, or ~/.cache/releasehub/vllm-cpu-env
+    (the same rule as scripts/engine_env.py)."""
+    import os
+
+    configured = os.environ.get(ENGINE_ENV_VARIABLE)
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".cache" / "releasehub" / "vllm-cpu-env"
+
+
+def engine_python() -> Path | None:
+    """The vLLM environment's python when its build finished, else None."""
+    env = engine_env_dir()
+    python = env / "bin" / "python"
+    return python if python.exists() and (env / ENGINE_STAMP).exists() else None
+
+
+@dataclass
+class VllmEngine:
+    """A vLLM OpenAI server process serving one model directory on 127.0.0.1."""
+
+    process: Any  # subprocess.Popen; None for one started elsewhere (stop() leaves it)
+    url: str      # http://127.0.0.1:PORT (the OpenAI API is under /v1)
+    model: str    # --served-model-name
+    log_path: Path
+    started_in_s: float = 0.0
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def metrics(self) -> dict[str, float]:
+        """vLLM's Prometheus metrics, name{labels} -> value (the `vllm:` ones)."""
+        import httpx
+
+        values: dict[str, float] = {}
+        for line in httpx.get(f"{self.url}/metrics", timeout=10).text.splitlines():
+            if line.startswith("vllm:"):
+                name, _, value = line.rpartition(" ")
+                try:
+                    values[name] = float(value)
+                except ValueError:
+                    pass
+        return values
+
+    def stop(self) -> None:
+        import os
+        import signal
+        import subprocess
+
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)  # the API server and its engine core process
+            except ProcessLookupError:
+                pass
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+
+
+def _die_with_parent() -> None:
+    """In the engine's process before exec: SIGTERM when the process that started it dies (Linux)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def start_vllm(model_dir: Path, work_dir: Path, *, name: str = "tiny", port: int | None = None,
+               python: Path | None = None, timeout: float = ENGINE_START_TIMEOUT_S) -> VllmEngine:
+    """Start vLLM's OpenAI server on `model_dir` (nothing is downloaded) and wait until it answers;
+    raises RuntimeError with the end of its log when it exits or is not ready within `timeout`.
+    `work_dir` holds its log and caches. It stops when the calling process dies."""
+    import os
+    import socket
+    import subprocess
+    import time
+
+    import httpx
+
+    python = python or engine_python()
+    if python is None:
+        raise RuntimeError(f"no vLLM environment at {engine_env_dir()}: {BUILD_HINT}")
+    if port is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+    work_dir.mkdir(parents=True, exist_ok=True)
+    log_path = work_dir / f"vllm-{port}.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_ENDPOINT", "HF_TOKEN", "PYTHONPATH")}
+    env.update({"VLLM_CACHE_ROOT": str(work_dir / "vllm-cache"), "VLLM_CPU_KVCACHE_SPACE": "1",
+                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",
+                "VLLM_DO_NOT_TRACK": "1", "HF_HOME": str(work_dir / "hf-home")})
+    # `vllm serve` fails on this build (its distribution is named vllm-cpu); the module is the same server.
+    cmd = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
+           "--served-model-name", name, "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "512",
+           "--dtype", "float32", "--max-num-seqs", "8", "--max-logprobs", "20", "--enforce-eager"]
+    started = time.monotonic()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True, preexec_fn=_die_with_parent)
+    engine = VllmEngine(process, f"http://127.0.0.1:{port}", name, log_path)
+    deadline = started + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"vLLM exited with status {process.returncode} before it was ready; the end of "
+                               f"its log ({log_path}):\n{engine.log_tail()}")
+        try:
+            if httpx.get(f"{engine.url}/v1/models", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            engine.stop()
+            raise RuntimeError(f"vLLM was not ready within {timeout:.0f} s; the end of its log ({log_path}):\n"
+                               f"{engine.log_tail()}")
+        time.sleep(1)
+    engine.started_in_s = time.monotonic() - started
+    return engine
