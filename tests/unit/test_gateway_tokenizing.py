@@ -203,3 +203,34 @@ def test_the_proxy_counts_with_the_tokenizer_and_falls_back_to_the_estimate(monk
     assert tokens(5) == len(Tokenizer.from_str(tokenizer_json).encode(body["prompt"]).ids)
     assert tokens(6) == tokens(None) == -(-len(body["prompt"]) // 4)  # no tokenizer.json: the byte estimate
     assert json.dumps(body)  # the body is not changed by counting
+
+
+def test_the_tokenizer_is_read_from_the_repos_head_commit(tmp_path: Any) -> None:
+    """`_load` reads tokenizer.json and tokenizer_config.json of a commit from the database and the
+    blob store: the demo release holds the demo's tokenizer (and no template)."""
+    from tokenizers import Tokenizer
+
+    from releasehub.demo import build_tiny_model, seed_demo
+    from releasehub.repos import service as repos
+    from releasehub.services import Services
+    from releasehub.settings import Settings
+
+    services = Services.build(Settings(data_dir=tmp_path / "data"))
+    try:
+        seed_demo(services)
+        with services.db.session() as session:
+            repo = repos.get_repo(session, "demo", "tiny-llama")
+            head = repos.resolve_revision(session, repo, repos.DEFAULT_BRANCH).id
+            oldest = repos.list_commits(session, repo, repos.resolve_revision(session, repo, repos.DEFAULT_BRANCH))[-1]
+            first = oldest.id
+            assert "tokenizer.json" not in repos.commit_files(session, oldest)  # the repo's creation
+        counter = tokenizing._load(services.db, services.store, head)
+        build_tiny_model(tmp_path / "model")
+        tok = Tokenizer.from_file(str(tmp_path / "model" / "tokenizer.json"))
+        assert counter is not None and counter.shape == FALLBACK_SHAPE  # the demo's card model has no template
+        text = "A model release is more than a file of weights."
+        assert counter.count("completions", {"prompt": text}) == len(tok.encode(text).ids)
+        assert first != head and tokenizing._load(services.db, services.store, first) is None  # the estimate
+        assert tokenizing._load(services.db, services.store, 10**9) is None
+    finally:
+        services.close()

@@ -275,6 +275,8 @@ class Counters:
                 self._done.move_to_end(key)
                 return self._done[key]
         loading = self._loading.get(key)
+        if loading is not None and loading.get_loop() is not asyncio.get_running_loop():
+            loading = None  # begun on another event loop (tests run several): load again on this one
         if loading is None:  # one load per key, whichever call comes first; the others wait on it
             loading = asyncio.ensure_future(to_thread.run_sync(_load, database, store, commit_pk))
             self._loading[key] = loading
@@ -289,7 +291,8 @@ class Counters:
             return None
 
     def _loaded(self, key: tuple[int, int], done: asyncio.Future[PromptCounter | None]) -> None:
-        self._loading.pop(key, None)
+        if self._loading.get(key) is done:
+            del self._loading[key]
         if done.cancelled():
             return
         error = done.exception()
