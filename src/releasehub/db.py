@@ -11,10 +11,11 @@ import sqlite3
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Sequence
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
@@ -29,6 +30,18 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ChangeCounter(Base):
+    """PostgreSQL's answer to SQLite's `data_version`: one row whose `n` grows with every committed
+    change to what the hot paths cache (tokens, users, memberships, orgs, repos, refs, access
+    requests, Xet files, the gateway's keys and engines), by deferred triggers that the migration
+    creates. Read before the rows it guards, so that rows cached under it are never older than it."""
+
+    __tablename__ = "change_counter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -98,14 +111,19 @@ class Database:
         self._watch: sqlite3.Connection | None = None
         self._watch_lock = threading.Lock()
 
-    def data_version(self) -> int | None:
-        """A number that changes whenever any other connection commits to the database (this
-        process's pool, the CLI, another worker), so that a hot path may cache what it read while
-        the number stays the same. SQLite's `PRAGMA data_version`, read on a connection of its
-        own; None where there is no such number (PostgreSQL, in-memory SQLite): read every time.
-        """
+    def data_version(self, connection: Connection | None = None) -> int | None:
+        """A number that changes whenever a change the hot paths cache is committed (by this
+        process's pool, the CLI, another worker or another replica), so that they may cache what
+        they read while the number stays the same. SQLite: `PRAGMA data_version`, read on a
+        connection of its own (it changes with any commit of another connection). PostgreSQL: the
+        `change_counter` row (one indexed read; on `connection` when given, the one that then reads
+        the rows). None where there is no such number (in-memory SQLite, a database whose counter
+        row is missing): read every time."""
         if not self.inline_reads:
-            return None
+            if connection is not None:
+                return connection.execute(_COUNTER).scalar()  # type: ignore[no-any-return]
+            with self.engine.connect() as own:
+                return own.execute(_COUNTER).scalar()  # type: ignore[no-any-return]
         with self._watch_lock:
             if self._watch is None:
                 path = self.engine.url.database
@@ -145,6 +163,40 @@ def _alembic_config(url: str):  # type: ignore[no-untyped-def]
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
+
+
+_COUNTER = text("SELECT n FROM change_counter WHERE id = 1")
+
+
+class VersionedCache:
+    """Rows read from the database, kept while `Database.data_version()` stays the same: a change
+    committed anywhere clears them, so whatever they decide holds from the next request on every
+    replica. Only rows: what depends on the time (expiry, staged releases) is judged every call."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._version: int | None = None
+        self._rows: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, version: int | None, key: tuple[Any, ...]) -> Any:
+        if version is None:
+            return None
+        with self._lock:
+            if version != self._version:
+                self._rows.clear()
+                self._version = version
+            return self._rows.get(key)
+
+    def put(self, version: int | None, key: tuple[Any, ...], rows: Sequence[Any] | Any) -> None:
+        if version is None:
+            return
+        with self._lock:
+            if self._version == version:  # read after the version was: at least as new as it
+                if len(self._rows) >= self.MAX_ENTRIES:
+                    self._rows.clear()
+                self._rows[key] = rows
 
 
 MIGRATION_LOCK = 0x72656C68  # "relh": the advisory lock replicas take around migrations

@@ -301,3 +301,29 @@ def test_a_replica_killed_mid_commit_leaves_the_old_or_the_new_revision(cluster:
         restarted = start_server(cluster.a.data_dir, cluster.a.database_url.replace("+psycopg", ""),
                                  extra_env=cluster.env, port=int(cluster.a.url.rsplit(":", 1)[1]))
         cluster.a.process = restarted.process
+
+
+def test_a_token_revoked_or_a_repo_hidden_on_a_holds_on_b_at_the_next_request(cluster: Cluster) -> None:
+    """B caches what the download route reads while the change signal stays the same: a change
+    committed through A reaches B's next request."""
+    user, token = cluster.a.user()
+    api = HfApi(endpoint=cluster.a.url, token=token)
+    repo_id = f"{user}/cached-{uuid.uuid4().hex[:6]}"
+    api.create_repo(repo_id)
+    api.upload_file(path_or_fileobj=b"config\n", path_in_repo="config.json", repo_id=repo_id)
+    url = f"{cluster.b.url}/{repo_id}/resolve/main/config.json"
+    for _ in range(3):  # warm B's cache
+        assert httpx.head(url, headers=_auth(token)).status_code == 200
+        assert httpx.head(url).status_code == 200
+    # Private, through A: anonymous on B is refused at once; the owner still reads.
+    assert httpx.put(f"{cluster.a.url}/api/models/{repo_id}/settings", json={"private": True},
+                     headers=_auth(token)).status_code == 200
+    assert httpx.head(url).status_code == 401
+    assert httpx.head(url, headers=_auth(token)).status_code == 200
+    # The token revoked through A: refused on B at once.
+    tokens = httpx.get(f"{cluster.a.url}/api/tokens", headers=_auth(token)).json()
+    assert len(tokens) == 1  # the user's one token
+    token_id = tokens[0]["id"]
+    assert httpx.delete(f"{cluster.a.url}/api/tokens/{token_id}", headers=_auth(token)).status_code == 200
+    refused = httpx.head(url, headers=_auth(token))
+    assert refused.status_code == 401

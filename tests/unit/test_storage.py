@@ -248,3 +248,5 @@ def test_storage_url_setting(tmp_path: Path) -> None:
         open_store(Settings(data_dir=tmp_path, storage_url="file://relative"))
     with pytest.raises(ValueError, match="s3://"):
         open_store(Settings(data_dir=tmp_path, storage_url="ftp://x"))
+    with pytest.raises(ValueError, match="at least 5242880 bytes"):
+        open_store(Settings(data_dir=tmp_path, storage_url="s3://bucket", multipart_chunk_bytes=1024 * 1024))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import Any, Callable, Sequence
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection
@@ -199,15 +200,27 @@ _TOKEN_LOOKUP = (
 )
 
 
-def authenticate(executor: Session | Connection, secret: str, now: datetime | None = None) -> Subject | None:
+def token_rows(executor: Session | Connection, secret_hash: str) -> Sequence[Any]:
+    """The rows `authenticate` judges, for a token's hashed secret (what a cache may keep)."""
+    return executor.execute(_TOKEN_LOOKUP, {"secret_hash": secret_hash}).all()
+
+
+def authenticate(executor: Session | Connection | None, secret: str, now: datetime | None = None,
+                 rows_for: Callable[[str], Sequence[Any]] | None = None) -> Subject | None:
     """The subject a token secret stands for, or None when it is unknown, expired or revoked.
 
-    Takes a Session or a bare Connection: the download path uses the latter to skip the ORM.
+    Takes a Session or a bare Connection (the download path uses the latter to skip the ORM), or
+    `rows_for`, which answers `token_rows` for a hashed secret (from a cache): expiry and
+    revocation are judged here, now, either way.
     """
     if not secret.startswith(TOKEN_PREFIX):
         return None
     now = now or utcnow()
-    rows = executor.execute(_TOKEN_LOOKUP, {"secret_hash": hash_secret(secret)}).all()
+    if rows_for is not None:
+        rows = rows_for(hash_secret(secret))
+    else:
+        assert executor is not None
+        rows = token_rows(executor, hash_secret(secret))
     if not rows:
         return None
     token_id, scope, expires_at, revoked_at, user_id, user_name, is_admin, _, _ = rows[0]

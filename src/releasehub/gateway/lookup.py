@@ -1,8 +1,9 @@
 """Who is calling and what: the API key, then the repo its `model` names.
 
-Both are read on every call, with two prepared statements on one bare connection (no ORM): the
-key (revoked and expired keys stop here, so a revocation holds from the next request on every
-replica) and the repo with its engine, which the key must list and the key's user must still be
+Both are read with two prepared statements on one bare connection (no ORM), through a cache that
+holds while the database's change signal stays the same (SQLite's data_version, PostgreSQL's
+change_counter; see `Database.data_version`): the key (revoked and expired keys stop here, so a
+revocation holds from the next request on every replica) and the repo with its engine, which the key must list and the key's user must still be
 allowed to read (`decide`). The repo's policy is compiled once per (repo, policy version) in this
 process, and so are the tier limits derived from it.
 """
@@ -22,7 +23,7 @@ from releasehub.access import service as access_service
 from releasehub.access.policy import TierApi
 from releasehub.accounts.models import Membership, Org, User
 from releasehub.accounts.subject import Subject
-from releasehub.db import as_utc, utcnow
+from releasehub.db import VersionedCache, as_utc, utcnow
 from releasehub.repos.models import Ref, Repo
 from releasehub.repos.service import DEFAULT_BRANCH
 
@@ -102,40 +103,10 @@ _terms_cache: dict[tuple[int, int, str], TierTerms | None] = {}
 _terms_lock = threading.Lock()
 
 
-class _Reads:
-    """The rows of the lookups, from the database or from a cache that holds them while the
-    database's `data_version` stays the same: on SQLite any commit anywhere (the CLI revoking a
-    key, another worker, this process's metering) clears it, so a revocation or a kill switch is
-    seen on the next request, as without a cache. PostgreSQL has no such number: read every time.
-    What depends on the time (expiry, staged releases) is judged again on every call."""
-
-    MAX_ENTRIES = 10_000
-
-    def __init__(self) -> None:
-        self._version: int | None = None
-        self._rows: dict[tuple[Any, ...], Sequence[Any]] = {}
-        self._lock = threading.Lock()
-
-    def cached(self, version: int | None, key: tuple[Any, ...]) -> Sequence[Any] | None:
-        if version is None:
-            return None
-        with self._lock:
-            if version != self._version:
-                self._rows.clear()
-                self._version = version
-            return self._rows.get(key)
-
-    def keep(self, version: int | None, key: tuple[Any, ...], rows: Sequence[Any]) -> None:
-        if version is None:
-            return
-        with self._lock:
-            if self._version == version:  # read after the version was: at least as new as it
-                if len(self._rows) >= self.MAX_ENTRIES:
-                    self._rows.clear()
-                self._rows[key] = rows
-
-
-_reads = _Reads()
+# The rows of the lookups, kept while the database's change signal stays the same (see
+# `Database.data_version`: SQLite's data_version, PostgreSQL's change_counter), so that a revocation
+# or a kill switch committed anywhere is seen on the next request, as without a cache.
+_reads = VersionedCache()
 
 
 class _Reader:
@@ -148,13 +119,13 @@ class _Reader:
 
     def __call__(self, name: str, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
         key = (name, *params.values())
-        cached = _reads.cached(self._version, key)
+        cached = _reads.get(self._version, key)
         if cached is not None:
             return cached
         if self._conn is None:
             self._conn = self._database.engine.connect()
         rows = self._conn.execute(statement, params).all()
-        _reads.keep(self._version, key, rows)
+        _reads.put(self._version, key, rows)
         return rows
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Iterator, NoReturn
+from typing import Any, Callable, Iterator, NoReturn, Sequence
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Connection
@@ -51,13 +51,16 @@ def get_session(services: Services = Depends(get_services)) -> Iterator[Session]
         session.close()
 
 
-def subject_from_header(session: Session | Connection, authorization: str | None) -> Subject:
+def subject_from_header(session: Session | Connection | None, authorization: str | None,
+                        rows_for: Callable[[str], Sequence[Any]] | None = None) -> Subject:
+    """The subject of an Authorization header (`rows_for`: the token rows from a cache, see
+    `accounts.authenticate`)."""
     if not authorization:
         return ANONYMOUS
     scheme, _, credentials = authorization.partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
         raise Unauthorized("Malformed Authorization header: send 'Authorization: Bearer <token>'.")
-    subject = authenticate(session, credentials.strip())
+    subject = authenticate(session, credentials.strip(), rows_for=rows_for)
     if subject is None:
         # The Hub's exact message: huggingface_hub matches it to tell a bad token from a hidden repo
         # (any other 401 message on a repo URL becomes RepositoryNotFoundError). The hint goes in the body.

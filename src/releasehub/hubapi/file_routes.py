@@ -12,19 +12,21 @@ from __future__ import annotations
 import mimetypes
 import os
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
+from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 
 from releasehub.access import Grant, Permission, RepoPolicy, decide
 from releasehub.access import service as access_service
+from releasehub.accounts import service as accounts
 from releasehub.accounts.service import ANONYMOUS, Subject
 from releasehub.auditlog import EventData
-from releasehub.db import utcnow
+from releasehub.db import VersionedCache, utcnow
 from releasehub.errors import RangeNotSatisfiable
 from releasehub.hubapi.deps import decode_segment, raise_denied, repo_context, subject_from_header
 from releasehub.repos import service as repos
@@ -59,16 +61,51 @@ def _file_decision(subject: Subject, policy: RepoPolicy, grant: Grant | None, pa
     raise_denied(decision)
 
 
+# The rows of the branch lookups (token → subject, repo/ref/file/grant), kept while the database's
+# change signal stays the same (`Database.data_version`): a token revoked, a repo made private, a
+# branch moved or a grant changed anywhere clears it from the next request on. The decision itself
+# (expiry, staged releases) is made again on every call.
+_rows = VersionedCache()
+_MISSING = ("missing",)
+
+
 def _lookup(services: Services, authorization: str | None, namespace: str, name: str, revision: str,
             path: str) -> ResolvedFile:
-    with services.db.engine.connect() as connection:
-        subject = subject_from_header(connection, authorization)
-        found = repos.locate_on_branch(connection, namespace, name, revision, path, subject.user_id)
+    db = services.db
+    connection: Connection | None = None
+
+    def connect() -> Connection:
+        nonlocal connection
+        if connection is None:
+            connection = db.engine.connect()
+        return connection
+
+    try:
+        version = db.data_version() if db.inline_reads else db.data_version(connect())
+
+        def token_rows(secret_hash: str) -> Sequence[Any]:
+            key = ("token", secret_hash)
+            rows = _rows.get(version, key)
+            if rows is None:
+                rows = accounts.token_rows(connect(), secret_hash)
+                _rows.put(version, key, rows)
+            return rows  # type: ignore[no-any-return]
+
+        subject = subject_from_header(None, authorization, rows_for=token_rows)
+        key = ("file", namespace, name, revision, path, subject.user_id)
+        cached = _rows.get(version, key)
+        if cached is None:
+            cached = repos.locate_on_branch(connect(), namespace, name, revision, path, subject.user_id) or _MISSING
+            _rows.put(version, key, cached)
+        found = None if cached is _MISSING else cached
         if found is not None:
             rules = access_service.cached_rules(found.repo_id, found.policy_version)
             if rules is None:
                 rules = access_service.rules_from_raw(found.repo_id, found.policy_version,
-                                                      repos.policy_json(connection, found.repo_id))
+                                                      repos.policy_json(connect(), found.repo_id))
+    finally:
+        if connection is not None:
+            connection.close()
     if found is None or found.commit_oid is None:
         # No such repo, or the revision is a tag or a commit sha: the general path.
         return _lookup_any_revision(services, subject, namespace, name, revision, path)

@@ -28,8 +28,11 @@ def open_store(settings: "Settings") -> BlobStore:
             raise ValueError(f"RELEASEHUB_STORAGE_URL {url!r} must name an absolute path (file:///srv/blobs).")
         return LocalBlobStore(root / "blobs", root / "tmp", root / "objects")
     if url.startswith("s3://"):
-        from releasehub.storage.s3 import S3BlobStore
+        from releasehub.storage.s3 import MIN_PART_BYTES, S3BlobStore
 
+        if settings.multipart_chunk_bytes < MIN_PART_BYTES:
+            raise ValueError(f"RELEASEHUB_MULTIPART_CHUNK_BYTES is {settings.multipart_chunk_bytes}; an S3 store takes "
+                             f"parts of at least {MIN_PART_BYTES} bytes (5 MiB): raise it.")
         store = S3BlobStore(url, settings.tmp_dir, endpoint_url=settings.s3_endpoint_url,
                             public_endpoint_url=settings.s3_public_endpoint_url)
         store.check()

@@ -33,6 +33,7 @@ from releasehub.storage.base import (
 
 _KEY = re.compile(r"^[A-Za-z0-9-]{1,200}$")
 READ_BUFFER = 8 * 1024 * 1024
+MIN_PART_BYTES = 5 * 1024 * 1024  # S3's smallest part (all but the last)
 
 
 class StorageUnavailable(ReleasehubError):
