@@ -300,9 +300,30 @@ def test_collector_racing_commits_never_removes_a_named_blob(s3_server) -> None:
 
 
 def test_gc_command_is_for_server_admins(s3_server) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import os
+    import subprocess
+    import sys
+
     _, writer = s3_server.user()
     refused = httpx.post(f"{s3_server.url}/api/admin/gc", headers=_auth(writer))
     assert refused.status_code == 403
     _, admin = s3_server.user(admin=True)
-    answer = httpx.post(f"{s3_server.url}/api/admin/gc", params={"dry_run": "true"}, headers=_auth(admin))
-    assert answer.status_code == 200 and answer.json()["dry_run"] is True
+    repo_id, token, _, _ = _publish(s3_server)
+    leftover = b"never committed, for the command " + uuid.uuid4().bytes
+    sha = httpx.post(f"{s3_server.url}/api/models/{repo_id}/blobs", params={"size": len(leftover)},
+                     content=leftover, headers=_auth(token)).json()["oid"]
+
+    def gc(*args: str, token: str = admin) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "releasehub", "gc", *args], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "HF_ENDPOINT": s3_server.url, "HF_TOKEN": token})
+
+    dry = gc("--dry-run", "--grace-hours", "0", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["dry_run"] is True and sha in json.loads(dry.stdout)["removed"]
+    assert s3_server.blob_store().exists(sha)
+    done = gc("--grace-hours", "0")
+    assert done.returncode == 0, done.stderr
+    assert "unreferenced blobs" in done.stdout and not s3_server.blob_store().exists(sha)
+    denied = gc("--dry-run", token=writer)
+    assert denied.returncode == 1 and "Traceback" not in denied.stderr
