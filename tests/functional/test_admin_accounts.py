@@ -6,6 +6,10 @@ other account command over HTTP with that admin's token, and `hf auth whoami` wi
 minted. Refusals change nothing: a non-admin token creates no user, a read token mints no write
 token, someone else's token id answers as a missing one, a plain member manages no organisation,
 and the local command creates no database.
+
+Commands that talk HTTP run in this process (the server is the same live one); the ones that find a
+database from flags, the working directory or the environment run, once per flow at least, as a
+process of their own.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from releasehub.accounts import sessions
 from releasehub.accounts.models import Membership, User
 from releasehub.auditlog.models import AuditEvent
 from releasehub.cli.main import app
+from clirunner import Done, in_process_cli
 
 PASSWORD = "correct horse battery"
 
@@ -48,6 +53,14 @@ def _run(args: list[str], cwd: Path, env: dict[str, str], input: str | None = No
          ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "releasehub", *args], cwd=cwd, env={**env, "COLUMNS": "200"},
                           input=input, capture_output=True, text=True, timeout=120)
+
+
+def _run_here(args: list[str], env: dict[str, str]) -> Done:
+    """As `_run`, in this process, with the environment `env` alone (whatever else this process has is
+    removed while the command runs): for commands that find everything in their flags and environment (a
+    server's URL, a database's place), nothing in the working directory."""
+    removed: dict[str, str | None] = {k: None for k in os.environ if k not in env}
+    return in_process_cli(args, {**removed, **env, "COLUMNS": "200"})
 
 
 def _local_flags(server: Any, backend: str) -> list[str]:
@@ -86,11 +99,12 @@ def test_readme_flow_from_another_folder(server: Any, backend: str, tmp_path: Pa
     assert admin_token.startswith("rh_")
     assert not (elsewhere / ".releasehub").exists()  # nothing made where the command ran
 
+    # The rest talks HTTP to the server: in this process (nothing in it depends on the working directory).
     env = {**env, "HF_ENDPOINT": server.url, "HF_TOKEN": admin_token}
-    created = _run(["users", "create", alice, "--email", f"{alice}@example.org", "--email-verified"], elsewhere, env)
+    created = _run_here(["users", "create", alice, "--email", f"{alice}@example.org", "--email-verified"], env)
     assert created.returncode == 0, created.stderr
     assert created.stdout.strip() == f"created user {alice}"
-    minted = _run(["tokens", "create", alice, "--scope", "write", "--name", "laptop"], elsewhere, env)
+    minted = _run_here(["tokens", "create", alice, "--scope", "write", "--name", "laptop"], env)
     assert minted.returncode == 0, minted.stderr
     lines = minted.stdout.strip().splitlines()
     assert "created write token" in lines[0] and f"(laptop) for {alice}" in lines[0]
@@ -98,9 +112,9 @@ def test_readme_flow_from_another_folder(server: Any, backend: str, tmp_path: Pa
     me = HfApi(endpoint=server.url, token=secret).whoami()
     assert me["name"] == alice and me["emailVerified"] is True and me["auth"]["accessToken"]["role"] == "write"
 
-    listed = _run(["users", "list"], elsewhere, env)
+    listed = _run_here(["users", "list"], env)
     assert listed.returncode == 0 and alice in listed.stdout and admin in listed.stdout
-    tokens = _run(["tokens", "list", alice], elsewhere, env)
+    tokens = _run_here(["tokens", "list", alice], env)
     assert tokens.returncode == 0 and "laptop" in tokens.stdout and secret not in tokens.stdout
     assert secret[:9] in tokens.stdout  # the prefix tells tokens apart
     # The secret is never answered again.
@@ -273,7 +287,7 @@ def test_org_admins_manage_members_and_plain_members_cannot(server: Any) -> None
 def test_the_local_admin_command_refuses_a_missing_database(tmp_path: Path) -> None:
     env = _clean_env()
     nowhere = tmp_path / "no-server-here"
-    result = _run(["users", "create", "root", "--admin", "--local", "--data-dir", str(nowhere)], tmp_path, env)
+    result = _run_here(["users", "create", "root", "--admin", "--local", "--data-dir", str(nowhere)], env)
     assert result.returncode == 1, result.stdout
     assert f"no releasehub database at {nowhere}" in result.stderr and "start the server once" in result.stderr
     assert "releasehub db upgrade" in result.stderr
@@ -283,12 +297,13 @@ def test_the_local_admin_command_refuses_a_missing_database(tmp_path: Path) -> N
     empty_dir = tmp_path / "empty"
     empty_dir.mkdir()
     sqlite3.connect(empty_dir / "releasehub.db").close()
-    result = _run(["users", "create", "root", "--admin", "--local", "--data-dir", str(empty_dir)], tmp_path, env)
+    result = _run_here(["users", "create", "root", "--admin", "--local", "--data-dir", str(empty_dir)], env)
     assert result.returncode == 1 and "no releasehub database at" in result.stderr
     with sqlite3.connect(empty_dir / "releasehub.db") as conn:
         assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
 
-    # The default place (no flags), which holds no database here, is not made either.
+    # The default place (no flags), which holds no database here, is not made either: a process of its own,
+    # which finds that place from its environment and working directory.
     home = {**env, "HOME": str(tmp_path / "home"), "XDG_DATA_HOME": str(tmp_path / "xdg")}
     result = _run(["users", "create", "root", "--admin", "--local"], tmp_path, home)
     assert result.returncode == 1 and "no releasehub database at" in result.stderr
@@ -300,10 +315,10 @@ def test_local_is_for_the_first_admin_only(server: Any, backend: str, tmp_path: 
     env = _clean_env()
     flags = _local_flags(server, backend)
     name = _name("plain")
-    result = _run(["users", "create", name, "--local", *flags], tmp_path, env)
-    assert result.returncode == 2 and "--local creates the first admin only" in result.stderr
-    result = _run(["users", "create", name, *flags], tmp_path, {**env, "HF_ENDPOINT": server.url, "HF_TOKEN": "x"})
-    assert result.returncode == 2 and "go with --local" in result.stderr
+    refused = _run_here(["users", "create", name, "--local", *flags], env)
+    assert refused.returncode == 2 and "--local creates the first admin only" in refused.stderr
+    refused = _run_here(["users", "create", name, *flags], {**env, "HF_ENDPOINT": server.url, "HF_TOKEN": "x"})
+    assert refused.returncode == 2 and "go with --local" in refused.stderr
     assert not _user_exists(server, name)
     taken, _ = server.user(_name("taken"))
     result = _run(["users", "create", taken, "--admin", "--local", *flags], tmp_path, env)

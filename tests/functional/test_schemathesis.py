@@ -2,8 +2,10 @@
 whatever is sent, with a server admin's write token, the server never answers 5xx.
 
 Generation is derandomized (fixed seed, no example database) so that runs are reproducible, and
-bounded per operation. Path parameters are generated freely and, in other examples, pinned to a
-real repo (and to `main`) so that requests reach the code behind the repo lookup.
+bounded per operation: MAX_EXAMPLES each (20; with 30, the same operations, 42 of 82, answered 2xx
+at least once on both backends, for half as much time again). Path parameters are generated freely
+and, in other examples, pinned to a real repo (and to `main`) so that requests reach the code behind
+the repo lookup.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from huggingface_hub import CommitOperationAdd, HfApi
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
-MAX_EXAMPLES = 30
+MAX_EXAMPLES = 20
 
 
 @pytest.fixture
