@@ -62,6 +62,31 @@ def _isolated_hf_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_tls_context() -> Iterator[None]:
+    """Every httpx client made by the tests shares one default TLS context.
+
+    httpx.get/post/head make a client per call, and each client loads certifi's CA bundle into a
+    TLS context of its own, about 25 ms of CPU, to speak plain HTTP to 127.0.0.1; the suite makes
+    thousands of such calls. Requests are made as before, each by a new client of its own (no
+    cookies or connections carried over); a client asking for anything but the default context
+    still gets its own.
+    """
+    from httpx._transports import default as transports
+
+    make = transports.create_ssl_context
+    shared = make()
+
+    def create_ssl_context(verify: object = True, cert: object = None, trust_env: bool = True) -> object:
+        if verify is True and cert is None and trust_env:
+            return shared
+        return make(verify=verify, cert=cert, trust_env=trust_env)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(transports, "create_ssl_context", create_ssl_context)
+        yield
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database, dropped at the end of the session."""

@@ -18,7 +18,6 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from huggingface_hub import CommitOperationAdd, HfApi
@@ -50,29 +49,6 @@ tiers = st.lists(st.sampled_from(COMPONENT_SETS), min_size=3, max_size=3).map(
 policies = st.fixed_dictionaries({"stages": stages}, optional={"tiers": tiers})
 grants = st.one_of(st.none(), st.tuples(st.sampled_from(["pending", "accepted", "rejected"]),
                                         st.sampled_from(TIERS), st.sampled_from([None, "-1d", "+30d"])))
-
-
-@pytest.fixture(autouse=True)
-def _one_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every httpx client made here shares one default TLS context.
-
-    httpx.get/post/head (here and in visible_paths) make a client per call, and each client loads
-    certifi's CA bundle into a TLS context of its own, about 25 ms of CPU, to speak plain HTTP to
-    127.0.0.1: an example makes 18 such calls, and the contexts were most of the property's time. The
-    requests are made as before, each by a new client of its own (no cookies or connections carried over);
-    a client asking for anything but the default context still gets its own.
-    """
-    from httpx._transports import default as transports
-
-    make = transports.create_ssl_context
-    shared = make()
-
-    def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
-        if verify is True and cert is None and trust_env:
-            return shared
-        return make(verify=verify, cert=cert, trust_env=trust_env)
-
-    monkeypatch.setattr(transports, "create_ssl_context", create_ssl_context)
 
 
 def _at(offset: str) -> Any:
