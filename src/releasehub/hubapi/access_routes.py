@@ -133,7 +133,7 @@ def list_access_requests(
     request: Request,
     response: Response,
     status: Literal["pending", "accepted", "rejected"],
-    cursor: int = Query(0, ge=0),
+    cursor: int = Query(0, ge=0, le=2**31 - 1),
     ctx: RepoContext = Depends(repo_access(Permission.REPO_REVIEW)),
 ) -> list[dict[str, Any]]:
     rows = access_service.list_requests(ctx.session, ctx.repo, status, offset=cursor, limit=PAGE + 1)

@@ -77,7 +77,7 @@ def tree_root(
     revision: str,
     recursive: bool = Query(False),
     expand: bool = Query(False),
-    cursor: int = Query(0, ge=0),
+    cursor: int = Query(0, ge=0, le=2**31 - 1),
     limit: int = Query(TREE_PAGE, ge=1, le=TREE_PAGE),
     ctx: RepoContext = Depends(repo_access(Permission.REPO_READ)),
 ) -> list[dict[str, Any]]:
@@ -92,7 +92,7 @@ def tree_path(
     path: str,
     recursive: bool = Query(False),
     expand: bool = Query(False),
-    cursor: int = Query(0, ge=0),
+    cursor: int = Query(0, ge=0, le=2**31 - 1),
     limit: int = Query(TREE_PAGE, ge=1, le=TREE_PAGE),
     ctx: RepoContext = Depends(repo_access(Permission.REPO_READ)),
 ) -> list[dict[str, Any]]:
