@@ -148,3 +148,12 @@ def test_the_server_never_imports_from_its_working_directory(tmp_path: Path,
         assert "stray" not in proc.log()
     finally:
         stop_server(proc)
+
+
+def test_a_cursor_past_the_databases_integers_is_a_422(server, api, repo_id, owner) -> None:  # type: ignore[no-untyped-def]
+    """Found by schemathesis (another seed): SQLite's integers end at 2^63 - 1, and a cursor past them was a 500."""
+    huge = "17846952642402098673090560"
+    for path in (f"/api/models/{repo_id}/user-access-request/pending", f"/api/models/{repo_id}/tree/main"):
+        answer = httpx.get(f"{server.url}{path}", params={"cursor": huge},
+                           headers={"Authorization": f"Bearer {owner[1]}"}, timeout=30)
+        assert answer.status_code == 422, (path, answer.status_code, answer.text)
