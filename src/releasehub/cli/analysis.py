@@ -13,11 +13,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from releasehub.analysis import resourcing as r
-from releasehub.analysis.catalogue import find_model, nearest_names
-from releasehub.analysis.hardware import DEFAULT_GPUS, find_accelerator
-from releasehub.analysis.readers.source import AnalysisError
-
+# The analysis package (with numpy and gguf) is imported by the commands that run, not by every
+# `releasehub` command: the CLI starts in a fraction of the time.
 if TYPE_CHECKING:
     from releasehub.analysis.profile import Options
 
@@ -56,6 +53,8 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
 def _options(context: Optional[int], gpu: Optional[List[str]], precision: Optional[str], overhead: float,
              kv_dtype: str, batch: int, kwh_price: float, utilisation: float, throughput: Optional[float],
              gpu_hour: Optional[float]) -> "Options":
+    from releasehub.analysis import resourcing as r
+    from releasehub.analysis.hardware import DEFAULT_GPUS, find_accelerator
     from releasehub.analysis.profile import Options
 
     try:
@@ -78,6 +77,7 @@ def _options(context: Optional[int], gpu: Optional[List[str]], precision: Option
 def profile_of(target: str, *, endpoint: Optional[str], token: Optional[str], revision: Optional[str],
                options: "Options", progress: bool = True) -> dict:
     """Resolve TARGET (path, repo on an endpoint, or catalogue name) and build its profile."""
+    from releasehub.analysis.catalogue import find_model, nearest_names
     from releasehub.analysis.profile import build_profile
     from releasehub.analysis.snapshot import HubSnapshot, LocalDirSnapshot, LocalFileSnapshot, Snapshot
 
@@ -158,6 +158,7 @@ def analyze(
     output: Optional[Path] = OutputOption,
 ) -> None:
     """The access profile of one model: what it takes to run, use and build on it."""
+    from releasehub.analysis.readers.source import AnalysisError
     from releasehub.analysis.render import profile_sections, to_html, to_json, to_markdown, to_rich
 
     options = _options(context, gpu, precision, overhead, kv_dtype, batch, kwh_price, utilisation, throughput,
@@ -203,6 +204,7 @@ def compare(
 ) -> None:
     """Models side by side in the paper's three tables: resourcing, technical usability, utility."""
     from releasehub.analysis.compare import compare_sections
+    from releasehub.analysis.readers.source import AnalysisError
     from releasehub.analysis.render import to_html, to_json, to_markdown, to_rich
 
     if list_:

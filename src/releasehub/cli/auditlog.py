@@ -13,17 +13,13 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, Optional, TextIO
+from typing import TYPE_CHECKING, Any, Iterator, Optional, TextIO
 
 import typer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from releasehub.auditlog import checkpoint as checkpoints
-from releasehub.auditlog import verify
-from releasehub.auditlog.log import count
 from releasehub.cli.common import (
     DatabaseUrlOption,
     DataDirOption,
@@ -36,6 +32,9 @@ from releasehub.cli.common import (
 )
 from releasehub.cli.remote import EndpointOption, Remote, RemoteError, TokenOption, check_repo_id, remote
 from releasehub.settings import Settings
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 audit_app = typer.Typer(help="The audit trail: verify its hash chain, sign checkpoints of its head, export "
                              "events, report downloads.", no_args_is_help=True)
@@ -50,7 +49,9 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _public_key(settings: Settings, public_key: Optional[Path]) -> Ed25519PublicKey:
+def _public_key(settings: Settings, public_key: Optional[Path]) -> "Ed25519PublicKey":
+    from releasehub.auditlog import checkpoint as checkpoints
+
     if public_key is not None:
         return checkpoints.load_public_key(public_key)
     key_file = settings.audit_key_path
@@ -80,6 +81,10 @@ def verify_cmd(
     key_file: Optional[Path] = KeyFileOption,
 ) -> None:
     """Check every event's hash and link (and a signed checkpoint); exit 1 naming what is wrong."""
+    from releasehub.auditlog import checkpoint as checkpoints
+    from releasehub.auditlog import verify
+    from releasehub.auditlog.log import count
+
     settings = Settings.from_env(data_dir=data_dir, database_url=database_url,
                                  audit_key_file=str(key_file) if key_file is not None else None)
     show_data_dir(settings, data_dir)
@@ -118,6 +123,8 @@ def checkpoint_cmd(
     key_file: Optional[Path] = KeyFileOption,
 ) -> None:
     """Sign the chain's head (seq, hash, time, key id); keep the file away from the database."""
+    from releasehub.auditlog import checkpoint as checkpoints
+
     settings = Settings.from_env(data_dir=data_dir, database_url=database_url,
                                  audit_key_file=str(key_file) if key_file is not None else None)
     show_data_dir(settings, data_dir)
@@ -152,6 +159,8 @@ def public_key_cmd(
     key_file: Optional[Path] = KeyFileOption,
 ) -> None:
     """Print the checkpoint signing key's public key (PEM), creating the key pair on first use."""
+    from releasehub.auditlog import checkpoint as checkpoints
+
     settings = Settings.from_env(data_dir=data_dir,
                                  audit_key_file=str(key_file) if key_file is not None else None)
     try:

@@ -7,16 +7,17 @@ import os
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
-import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from releasehub.db import Database
 from releasehub.errors import ReleasehubError
 from releasehub.settings import Settings
+
+if TYPE_CHECKING:  # the database layer is imported by the commands that use it, not by every command
+    from releasehub.db import Database
 
 console = Console()
 # Errors are one line each, however narrow the terminal (or pipe): never hard-wrapped.
@@ -47,6 +48,8 @@ def show_data_dir(settings: Settings, data_dir: Optional[Path] = None) -> None:
         source = "default; --data-dir or RELEASEHUB_DATA_DIR to change"
     err_console.print(f"data dir: {settings.data_dir.resolve()} ({source})", markup=False, highlight=False)
     if settings.database_url:
+        import sqlalchemy as sa
+
         shown = sa.engine.make_url(settings.database_url).render_as_string(hide_password=True)
         err_console.print(f"database: {shown}", markup=False, highlight=False)
 
@@ -68,6 +71,8 @@ def check_database(url: str) -> None:
     `audit checkpoint`, creating the first admin. An empty database they had just created would
     "verify" as intact, or hold an admin no server ever sees.
     """
+    import sqlalchemy as sa
+
     parsed = sa.engine.make_url(url)
     shown = parsed.render_as_string(hide_password=True)
     if parsed.get_backend_name() == "sqlite":
@@ -103,6 +108,8 @@ def database(settings: Settings, *, create: bool = False) -> Iterator[Database]:
         except NoDatabase as exc:
             err_console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
             raise typer.Exit(1) from None
+    from releasehub.db import Database
+
     db = Database(settings.resolved_database_url)
     try:
         db.upgrade()

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from releasehub.cli.common import console
 from releasehub.cli.remote import EndpointOption, TokenOption, check_repo_id, remote
-from releasehub.gateway.service import DEFAULT_TIER
+from releasehub.gateway.constants import DEFAULT_TIER
 
 hosted_app = typer.Typer(help="Attach inference engines to repos; switch them off and on.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys of the gateway: bound to a user, repos and a tier.", no_args_is_help=True)

@@ -28,10 +28,10 @@ from releasehub.events import emit
 from releasehub.repos.models import Repo
 from releasehub.repos import service as repos
 
+from .constants import DEFAULT_TIER
 from .models import ApiKey, ApiKeyRepo, HostedModel
 
 KEY_PREFIX = "rhk_"
-DEFAULT_TIER = "default"
 _KEY_ID = re.compile(r"^rhk_[A-Za-z0-9]{12}$")
 
 
