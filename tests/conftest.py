@@ -62,6 +62,24 @@ def _isolated_hf_home(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
 
 
+# The longest files first: `make test` hands whole files to its two workers (`--dist loadfile`) in
+# collection order, so a long file collected last would run alone at the end.
+SLOW_FIRST = (
+    "tests/functional/test_readme_examples.py", "tests/functional/test_schemathesis.py",
+    "tests/functional/test_replicas.py", "tests/functional/test_object_store.py", "tests/functional/test_crash.py",
+    "tests/functional/test_gateway.py", "tests/browser/", "tests/functional/test_admin_gateway.py",
+    "tests/functional/test_xet.py", "tests/functional/test_download.py", "tests/functional/test_upload.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return next((i for i, prefix in enumerate(SLOW_FIRST) if path.startswith(prefix)), len(SLOW_FIRST))
+
+    items.sort(key=rank)  # stable: the order inside each file, and of the other files, is kept
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_tls_context() -> Iterator[None]:
     """Every httpx client made by the tests shares one default TLS context.
@@ -199,15 +217,27 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def server(backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-           ) -> Iterator[ServerProcess]:
-    database_url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
-    # "s3": SQLite with the blobs in a real S3-compatible store (SeaweedFS), for the modules that
-    # add it to their `backend` params (downloads, uploads, integrity).
-    extra = request.getfixturevalue("object_store").env() if backend == "s3" else None
-    proc = start_server(tmp_path_factory.mktemp(f"server-{backend}"), database_url, extra_env=extra)
-    yield proc
-    stop_server(proc)
+def _server_pool() -> Iterator[dict[str, ServerProcess]]:
+    """One server per backend for the whole session, stopped at its end. (`server` is parametrized
+    by backend: pytest tears such a fixture down whenever the next test wants the other param,
+    which under `--dist loadfile` is at every file; the pool keeps the processes across that.)"""
+    pool: dict[str, ServerProcess] = {}
+    yield pool
+    for proc in pool.values():
+        stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def server(backend: str, _server_pool: dict[str, ServerProcess], tmp_path_factory: pytest.TempPathFactory,
+           request: pytest.FixtureRequest) -> ServerProcess:
+    if backend not in _server_pool:
+        database_url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
+        # "s3": SQLite with the blobs in a real S3-compatible store (SeaweedFS), for the modules that
+        # add it to their `backend` params (downloads, uploads, integrity).
+        extra = request.getfixturevalue("object_store").env() if backend == "s3" else None
+        _server_pool[backend] = start_server(tmp_path_factory.mktemp(f"server-{backend}"), database_url,
+                                             extra_env=extra)
+    return _server_pool[backend]
 
 
 @pytest.fixture
