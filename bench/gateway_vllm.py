@@ -45,6 +45,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -185,7 +186,7 @@ async def _pass(targets: dict[str, tuple[str, dict[str, str], str]], concurrency
     return got
 
 
-def run(rounds: int, counts: dict[int, int]) -> dict[str, Any]:
+def run(rounds: int, counts: dict[int, int], keep: bool = False) -> dict[str, Any]:
     from releasehub.demo import build_hosted_model, engine_env_dir, engine_python, start_vllm
 
     if engine_python() is None:
@@ -249,6 +250,8 @@ def run(rounds: int, counts: dict[int, int]) -> dict[str, Any]:
             res["rounds_repeated"] = retried
     finally:
         engine.stop()
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
     return res
 
 
@@ -392,6 +395,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--requests-c1", type=int, default=20)
     parser.add_argument("--requests-c8", type=int, default=48)
     parser.add_argument("--write-doc", action="store_true", help="write this section of docs/benchmarks.md")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (vLLM's log; debugging)")
     parser.add_argument("--from-results", action="store_true",
                         help="measure nothing: write the section from the last bench/results/gateway_vllm.json")
     args = parser.parse_args(argv)
@@ -401,7 +405,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return dict(saved["result"])
     started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     before = code_fingerprint()
-    res = run(args.rounds, {1: args.requests_c1, 8: args.requests_c8})
+    res = run(args.rounds, {1: args.requests_c1, 8: args.requests_c8}, keep=args.keep)
     res["counts"] = {str(k): v for k, v in res["counts"].items()}
     res["code"] = {"before": before, "after": code_fingerprint()}
     try:
