@@ -10,16 +10,20 @@ import pytest
 from releasehub.gateway.proxy import SseEvents
 
 
-def chunk(content: str | None = None, usage: dict | None | str = "absent", choices: bool = True) -> bytes:
+def chunk(content: str | None = None, usage: dict | None | str = "absent", choices: bool = True,
+          role: str | None = None) -> bytes:
     body: dict = {"id": "c1", "object": "chat.completion.chunk", "model": "m"}
-    body["choices"] = [{"index": 0, "delta": {"content": content} if content is not None else {}}] if choices else []
+    delta: dict = {"role": role} if role else {}
+    if content is not None:
+        delta["content"] = content
+    body["choices"] = [{"index": 0, "delta": delta}] if choices else []
     if usage != "absent":
         body["usage"] = usage
     return b"data: " + json.dumps(body).encode() + b"\n\n"
 
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}
-STREAM = (chunk("", usage=None) + chunk("Hello", usage=None) + chunk(" world", usage=None)
+STREAM = (chunk("", usage=None, role="assistant") + chunk("Hello", usage=None) + chunk(" world", usage=None)
           + chunk(usage=USAGE, choices=False) + b"data: [DONE]\n\n")
 
 
@@ -85,3 +89,13 @@ def test_completions_text_counts_as_content() -> None:
     stream = b'data: {"choices": [{"text": "tok", "index": 0}], "usage": null}\n\n'
     out, events = relay([stream], wants_usage=False)
     assert out == stream and events.content_chunks == 1
+
+
+def test_an_empty_delta_without_a_role_is_a_token() -> None:
+    """vLLM sends `"content":""` for a token that ends inside a UTF-8 character; a stream cut after it
+    must still be charged for it. The first delta (with the role) is no token."""
+    stream = (b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}\n\n'
+              b'data: {"choices":[{"delta":{"content":""}}]}\n\n'
+              b'data: {"choices":[{"delta":{"content":"\\u00e9"}}]}\n\n')
+    _, events = relay([stream], wants_usage=False)
+    assert events.content_chunks == 2 and events.usage is None

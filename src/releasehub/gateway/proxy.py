@@ -55,6 +55,10 @@ _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no
 # Cheap looks into an SSE event before parsing it: only events that carry a usage are parsed.
 _HAS_USAGE = re.compile(rb'"usage"\s*:\s*(?!null)')
 _HAS_CONTENT = re.compile(rb'"(?:content|text)"\s*:\s*"(?!")')
+# An empty delta is a token too when it opens no message: vLLM sends `"content":""` for a token that
+# ends inside a UTF-8 character (the first delta, with the role, is not a token).
+_EMPTY_CONTENT = re.compile(rb'"(?:content|text)"\s*:\s*""')
+_HAS_ROLE = re.compile(rb'"role"\s*:')
 
 
 class _ClientGone(Exception):
@@ -410,7 +414,8 @@ class SseEvents:
     """An engine's SSE stream, cut into events as its bytes arrive (events may span or share
     reads; lines may end in CRLF). Notes the usage the gateway asked for and passes it on only
     when the client asked too; counts the events with content (about a token each), the estimate
-    when a stream is cut before its usage. Only events that carry a usage are parsed."""
+    when a stream is cut before its usage (an empty delta without a role counts: a token ending inside
+    a UTF-8 character). Only events that carry a usage are parsed."""
 
     def __init__(self, *, wants_usage: bool) -> None:
         self.wants_usage = wants_usage
@@ -446,7 +451,7 @@ class SseEvents:
         data = event[5:].strip() if event.startswith(b"data:") else b""
         if not data:
             return event
-        if _HAS_CONTENT.search(data):
+        if _HAS_CONTENT.search(data) or (_EMPTY_CONTENT.search(data) and not _HAS_ROLE.search(data)):
             self.content_chunks += 1
         if not _HAS_USAGE.search(data):
             return event
