@@ -227,17 +227,24 @@ def _server_pool() -> Iterator[dict[str, ServerProcess]]:
         stop_server(proc)
 
 
+def pooled_server(backend: str, pool: dict[str, ServerProcess], tmp_path_factory: pytest.TempPathFactory,
+                  request: pytest.FixtureRequest) -> ServerProcess:
+    """The session's server for a backend: "sqlite", "postgres", or "s3" (SQLite with the blobs in a
+    real S3-compatible store, SeaweedFS), started on first use."""
+    if backend not in pool:
+        database_url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
+        extra = request.getfixturevalue("object_store").env() if backend == "s3" else None
+        pool[backend] = start_server(tmp_path_factory.mktemp(f"server-{backend}"), database_url, extra_env=extra)
+    return pool[backend]
+
+
 @pytest.fixture(scope="session")
 def server(backend: str, _server_pool: dict[str, ServerProcess], tmp_path_factory: pytest.TempPathFactory,
            request: pytest.FixtureRequest) -> ServerProcess:
-    if backend not in _server_pool:
-        database_url = request.getfixturevalue("postgres_url") if backend == "postgres" else ""
-        # "s3": SQLite with the blobs in a real S3-compatible store (SeaweedFS), for the modules that
-        # add it to their `backend` params (downloads, uploads, integrity).
-        extra = request.getfixturevalue("object_store").env() if backend == "s3" else None
-        _server_pool[backend] = start_server(tmp_path_factory.mktemp(f"server-{backend}"), database_url,
-                                             extra_env=extra)
-    return _server_pool[backend]
+    """The server of this test's backend. Modules that also run on S3 override this fixture with
+    params of their own (see test_download.py): overriding `backend` instead would leave this
+    session-scoped fixture cached with another module's server."""
+    return pooled_server(backend, _server_pool, tmp_path_factory, request)
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from conftest import pooled_server
 from huggingface_hub import (
     HfApi,
     HfFileSystem,
@@ -34,10 +35,10 @@ from huggingface_hub.hf_api import RepoFile, RepoFolder
 from safetensors.numpy import save_file
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres", "s3"])
-def backend(request: pytest.FixtureRequest) -> str:
+@pytest.fixture(scope="module", params=["sqlite", "postgres", "s3"])
+def server(request: pytest.FixtureRequest, _server_pool, tmp_path_factory):  # type: ignore[no-untyped-def]
     """This module also runs on blobs in a real S3-compatible store (SQLite + SeaweedFS)."""
-    return str(request.param)
+    return pooled_server(str(request.param), _server_pool, tmp_path_factory, request)
 
 README = "---\nlicense: mit\ntags:\n- tiny\n- test\n---\n# Tiny model\n\nFor tests.\n"
 CONFIG_V1 = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 8}

@@ -11,14 +11,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-from conftest import start_server, stop_server
+from conftest import pooled_server, start_server, stop_server
 from huggingface_hub import HfApi
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres", "s3"])
-def backend(request: pytest.FixtureRequest) -> str:
+@pytest.fixture(scope="module", params=["sqlite", "postgres", "s3"])
+def server(request: pytest.FixtureRequest, _server_pool, tmp_path_factory):  # type: ignore[no-untyped-def]
     """This module also runs on blobs in a real S3-compatible store (SQLite + SeaweedFS)."""
-    return str(request.param)
+    return pooled_server(str(request.param), _server_pool, tmp_path_factory, request)
 
 LFS_HEADERS = {"Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"}
 NDJSON = {"Content-Type": "application/x-ndjson"}

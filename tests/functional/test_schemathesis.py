@@ -100,7 +100,11 @@ def test_no_server_errors(server, fuzz_target) -> None:
 
     assert not failures, "\n\n".join(failures) + "\n\nserver log tail:\n" + server.log()[-4000:]
     # Pinning the path parameters got past the repo lookup: most operations answered 2xx at least once.
-    succeeded = sorted(label for label, codes in statuses.items() if any(200 <= c < 300 for c in codes))
-    assert len(succeeded) >= len(operations) // 2, statuses
+    # Not counted: the Xet CAS routes and the OpenAI-compatible ones (/v1, /v2), which answer 2xx only
+    # to a CAS token or an API key of a hosted repo, neither of which the fuzzer holds.
+    reachable = {op.label for op in operations if not op.label.split(" ", 1)[1].startswith(("/v1/", "/v2/"))}
+    succeeded = sorted(label for label, codes in statuses.items()
+                       if label in reachable and any(200 <= c < 300 for c in codes))
+    assert len(succeeded) >= len(reachable) // 2, statuses
     # The fuzzed repo is still readable.
     assert httpx.get(f"{server.url}/api/models/{user}/{name}", headers=headers, timeout=30).status_code == 200

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import pooled_server
 from huggingface_hub import (
     CommitOperationAdd,
     CommitOperationCopy,
@@ -21,10 +22,10 @@ from huggingface_hub import lfs as hf_lfs
 from huggingface_hub.errors import HfHubHTTPError, RevisionNotFoundError
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres", "s3"])
-def backend(request: pytest.FixtureRequest) -> str:
+@pytest.fixture(scope="module", params=["sqlite", "postgres", "s3"])
+def server(request: pytest.FixtureRequest, _server_pool, tmp_path_factory):  # type: ignore[no-untyped-def]
     """This module also runs on blobs in a real S3-compatible store (SQLite + SeaweedFS)."""
-    return str(request.param)
+    return pooled_server(str(request.param), _server_pool, tmp_path_factory, request)
 
 LFS_HEADERS = {"Accept": "application/vnd.git-lfs+json", "Content-Type": "application/vnd.git-lfs+json"}
 
