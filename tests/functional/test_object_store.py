@@ -72,16 +72,21 @@ def _folder(base: Path) -> Path:
 def test_lfs_download_is_a_302_to_a_presigned_url_with_the_hubs_headers(s3_server, object_store, tmp_path) -> None:  # type: ignore[no-untyped-def]
     repo_id, token, commit, sha = _publish(s3_server, private=True)
     url = f"{s3_server.url}/{repo_id}/resolve/main/model.safetensors"
-    for method in ("HEAD", "GET"):
-        answer = httpx.request(method, url, headers=_auth(token))
-        assert answer.status_code == 302, answer.text
-        location = answer.headers["location"]
-        assert urlsplit(location).netloc == urlsplit(object_store.endpoint).netloc
-        assert "X-Amz-Signature=" in location and "X-Amz-Expires=900" in location
-        assert answer.headers["x-repo-commit"] == commit
-        assert answer.headers["x-linked-etag"] == f'"{sha}"' == answer.headers["etag"]
-        assert answer.headers["x-linked-size"] == str(len(WEIGHTS))
-        assert answer.headers["cache-control"] == "private, no-store"
+    answer = httpx.get(url, headers=_auth(token))
+    assert answer.status_code == 302, answer.text
+    location = answer.headers["location"]
+    assert urlsplit(location).netloc == urlsplit(object_store.endpoint).netloc
+    assert "X-Amz-Signature=" in location and "X-Amz-Expires=900" in location
+    assert answer.headers["x-repo-commit"] == commit
+    assert answer.headers["x-linked-etag"] == f'"{sha}"' == answer.headers["etag"]
+    assert answer.headers["x-linked-size"] == str(len(WEIGHTS))
+    assert answer.headers["cache-control"] == "private, no-store"
+    # HEAD answers from the database (the store is not asked), with the same headers and no Location,
+    # so that the client's download is a GET here, which the audit log records.
+    head = httpx.head(url, headers=_auth(token))
+    assert head.status_code == 200 and "location" not in head.headers
+    assert head.headers["x-repo-commit"] == commit and head.headers["x-linked-size"] == str(len(WEIGHTS))
+    assert head.headers["content-length"] == str(len(WEIGHTS))
     # The store serves the bytes and ranges itself, without the token.
     direct = httpx.get(location, headers={"Range": "bytes=10-19"})
     assert direct.status_code == 206 and direct.content == WEIGHTS[10:20]
@@ -117,9 +122,18 @@ def test_download_is_recorded_at_the_redirect(s3_server) -> None:  # type: ignor
     from sqlalchemy import select
 
     repo_id, token, _, _ = _publish(s3_server)
-    answer = httpx.get(f"{s3_server.url}/{repo_id}/resolve/main/model.safetensors", headers=_auth(token))
-    assert answer.status_code == 302
     httpx.head(f"{s3_server.url}/{repo_id}/resolve/main/model.safetensors", headers=_auth(token))
+    # The unchanged client, over plain HTTP: HEAD, then a GET here that is redirected to the store.
+    import huggingface_hub.constants as hf_constants
+
+    xet = hf_constants.HF_HUB_DISABLE_XET
+    hf_constants.HF_HUB_DISABLE_XET = True
+    try:
+        path = hf_hub_download(repo_id, "model.safetensors", endpoint=s3_server.url, token=token,
+                               cache_dir=str(s3_server.data_dir / f"cache-{uuid.uuid4().hex[:6]}"))
+    finally:
+        hf_constants.HF_HUB_DISABLE_XET = xet
+    assert Path(path).read_bytes() == WEIGHTS
     deadline = time.monotonic() + 10
     while True:
         with s3_server.db.session() as session:

@@ -197,15 +197,15 @@ async def resolve(request: Request, found: ResolvedFile = Depends(file_access)) 
     media_type = mimetypes.guess_type(found.path)[0] or "application/octet-stream"
     services: Services = request.app.state.services
     settings = services.settings
-    if found.state.lfs and not settings.storage_proxy:
+    if found.state.lfs and not settings.storage_proxy and request.method == "GET":
         # Only now, after `file_access` decided: a short-lived presigned URL of the object, with the
-        # Hub's headers on the redirect itself (the client reads them from the HEAD's 302, as from
-        # the Hub's CDN redirect). Signing is local: neither HEAD nor GET calls the store here.
+        # Hub's headers on the redirect itself. Signing is local: the store is not called. A HEAD
+        # answers 200 from the database, so that the client's download is a GET here (recorded in
+        # the audit log) before it goes to the store.
         location = services.store.download_url(found.state.sha256, settings.download_url_ttl_seconds,
                                                found.path.rsplit("/", 1)[-1], media_type)
         if location is not None:
-            if request.method == "GET":
-                _record_download(request, found)
+            _record_download(request, found)
             headers["Location"] = location
             headers["Cache-Control"] = "private, no-store"  # the URL expires; never cache the redirect
             return Response(status_code=302, headers=headers)
