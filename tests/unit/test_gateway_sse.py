@@ -99,3 +99,11 @@ def test_an_empty_delta_without_a_role_is_a_token() -> None:
               b'data: {"choices":[{"delta":{"content":"\\u00e9"}}]}\n\n')
     _, events = relay([stream], wants_usage=False)
     assert events.content_chunks == 2 and events.usage is None
+
+
+def test_done_is_noted() -> None:
+    """A client that hangs up after [DONE] got the whole answer: the relay notes it (a finished call)."""
+    _, events = relay([STREAM[:-len(b"data: [DONE]\n\n")]], wants_usage=True)
+    assert not events.done
+    _, events = relay([STREAM], wants_usage=True)
+    assert events.done and events.usage == (7, 2)

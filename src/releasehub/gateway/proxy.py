@@ -392,14 +392,22 @@ class _Call:
             status, outcome, reason = 499, "cancelled", "the client hung up"
         finally:
             watcher.cancel()
+            gone = outcome == "cancelled"
+            if gone and events.done and events.usage is not None:
+                # The whole answer, [DONE] included, reached the client before it hung up: a
+                # finished call, not a cancelled one.
+                status, outcome, reason = 200, "ok", None
             usage = events.usage
             estimated = usage is None
             if usage is None:
                 usage = (self.prompt_estimate, events.content_chunks)
             await self.settle(usage[0] + usage[1])
             self.meter(status, outcome, usage=usage, reason=reason, estimated=estimated)
-        if outcome != "cancelled":
-            await _send_body(send, b"", more=False)
+        if not gone:
+            try:
+                await _send_body(send, b"", more=False)
+            except (_ClientGone, OSError):
+                pass  # it hung up after the last event
 
 
 def usage_of(raw: bytes) -> tuple[int, int] | None:
@@ -421,6 +429,7 @@ class SseEvents:
         self.wants_usage = wants_usage
         self.usage: tuple[int, int] | None = None
         self.content_chunks = 0
+        self.done = False  # the engine's `data: [DONE]` was passed on
         self._buffer = b""
 
     def feed(self, piece: bytes) -> bytes:
@@ -450,6 +459,9 @@ class SseEvents:
     def _event(self, event: bytes) -> bytes | None:
         data = event[5:].strip() if event.startswith(b"data:") else b""
         if not data:
+            return event
+        if data == b"[DONE]":
+            self.done = True
             return event
         if _HAS_CONTENT.search(data) or (_EMPTY_CONTENT.search(data) and not _HAS_ROLE.search(data)):
             self.content_chunks += 1
