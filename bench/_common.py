@@ -663,3 +663,198 @@ def add_diagnosis_flags(parser: "argparse.ArgumentParser", name: str, what: str)
     group.add_argument(f"--no-{name}", dest=name, action="store_false",
                        help="never (default: only when the goal is missed)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (debugging)")
+
+
+# --------------------------------------------------------------------------- servers with settings
+# (added for bench/s3_download.py, bench/accel_download.py and the PostgreSQL runs of head_rps.py)
+
+PG_ADMIN_URL = os.environ.get("RELEASEHUB_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextlib.contextmanager
+def postgres_database(prefix: str = "rhbench") -> Iterator[str]:
+    """A fresh PostgreSQL database on the machine's server (127.0.0.1:5432, trust auth, as in
+    tests/conftest.py's postgres_url), dropped afterwards; yields its URL."""
+    import secrets
+
+    import psycopg
+
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with contextlib.suppress(Exception):
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def releasehub_server_env(data_dir: Path, env: dict[str, str], workers: int = 1, token: str | None = None,
+                          log_name: str = "serve.log") -> Iterator[Releasehub]:
+    """`releasehub_server` with extra RELEASEHUB_*/AWS_* settings in the environment of every command
+    (database URL, storage URL, proxy or X-Accel-Redirect settings). With `token`, the database is
+    taken as already set up (a second server on the same data) and no user is created."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    full = dict(os.environ, **env)
+    if token is None:
+        for args in (["db", "upgrade", "--data-dir", str(data_dir)],
+                     ["users", "create", "alice", "--admin", "--local", "--data-dir", str(data_dir)]):
+            result = subprocess.run([RELEASEHUB, *args], capture_output=True, text=True, timeout=180, env=full)
+            if result.returncode != 0:
+                raise RuntimeError(f"releasehub {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        token = [line.strip() for line in result.stdout.splitlines() if line.strip()][-1]
+    port = free_port()
+    log = data_dir / log_name
+    proc = start_group([RELEASEHUB, "serve", "--data-dir", str(data_dir), "--port", str(port),
+                        "--workers", str(workers)], log, env=full)
+    hub = Releasehub(data_dir=data_dir, port=port, token=token, proc=proc, log=log, extra=dict(env))
+    try:
+        wait_http_ok(f"{hub.url}/api/health", timeout=60, proc=proc)
+        yield hub
+    finally:
+        stop_group(proc)
+
+
+def start_bare_app(tmp: Path) -> tuple[subprocess.Popen, int]:
+    """bench/bare_app.py (the do-nothing FastAPI reference) on a free port; wait for /api/health."""
+    port = free_port()
+    here = Path(__file__).resolve().parent
+    proc = start_group([PYTHON, str(here / "bare_app.py"), "--port", str(port)], tmp / "bare.log", cwd=here)
+    return proc, port
+
+
+_CURL_FIELDS = ("http_code", "size_download", "time_total", "time_starttransfer", "time_redirect",
+                "num_redirects", "speed_download")
+
+
+def curl_fetch(url: str, headers: Sequence[str] = (), follow: bool = False, timeout: float = 600,
+               verbose_log: Path | None = None, extra: Sequence[str] = ()) -> dict[str, float]:
+    """One curl GET to /dev/null; curl's own timings (-w) as a dict: http_code, size_download,
+    time_total, time_starttransfer, time_redirect, num_redirects, speed_download. `follow` adds -L
+    (curl then sends -H headers such as Authorization only to the first host:port); `verbose_log`
+    keeps curl's -v output (request and response headers of every hop)."""
+    cmd = ["curl", "-s", "-o", "/dev/null", "--max-time", str(int(timeout)),
+           "-w", " ".join(f"%{{{name}}}" for name in _CURL_FIELDS)]
+    if follow:
+        cmd.append("-L")
+    if verbose_log is not None:
+        cmd += ["-v", "--stderr", str(verbose_log)]
+    for header in headers:
+        cmd += ["-H", header]
+    cmd += [*extra, url]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30)
+    values = result.stdout.split()
+    if len(values) != len(_CURL_FIELDS):
+        raise RuntimeError(f"curl {url} failed ({result.returncode}): {result.stdout!r} {result.stderr!r}")
+    return {name: float(value) for name, value in zip(_CURL_FIELDS, values)}
+
+
+def curl_hops(verbose_log: Path) -> list[dict]:
+    """The hops of a `curl -v` transfer: [{"request": [header lines], "status": int, "response": {name: [values]}}]."""
+    hops: list[dict] = []
+    for line in verbose_log.read_text(errors="replace").splitlines():
+        if line.startswith("> "):
+            text = line[2:].rstrip("\r")
+            if not hops or hops[-1].get("status") is not None:
+                hops.append({"request": [], "status": None, "response": {}})
+            if text:
+                hops[-1]["request"].append(text)
+        elif line.startswith("< ") and hops:
+            text = line[2:].rstrip("\r")
+            if text.startswith("HTTP/"):
+                hops[-1]["status"] = int(text.split()[1])
+            elif ":" in text:
+                name, _, value = text.partition(":")
+                hops[-1]["response"].setdefault(name.strip().lower(), []).append(value.strip())
+    return hops
+
+
+def request_latencies(url: str, method: str = "HEAD", headers: dict[str, str] | None = None, n: int = 1000,
+                      expect: int = 200, fresh: bool = False) -> list[float]:
+    """Seconds of `n` sequential requests (http.client, no redirect following): the time from
+    sending a request to having read its whole answer, on one keep-alive connection; with `fresh`,
+    each request on a new connection (as `curl` makes), the TCP connect included."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    out: list[float] = []
+    conn = None
+    try:
+        for _ in range(n):
+            start = time.perf_counter()
+            if conn is None:
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+            conn.request(method, target, headers=headers or {})
+            resp = conn.getresponse()
+            resp.read()
+            if fresh:
+                conn.close()
+                conn = None
+            out.append(time.perf_counter() - start)
+            if resp.status != expect:
+                raise RuntimeError(f"{method} {url} answered {resp.status}, want {expect}")
+    finally:
+        if conn is not None:
+            conn.close()
+    return out
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    k = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return float(ordered[k])
+
+
+class RetryBudget:
+    """Like `measured`, with the waiting bounded over a whole benchmark: a run during which other work
+    used more than `max_foreign` cores is repeated once, after waiting at most `wait_s` for a quiet
+    machine, while fewer than `max_retries` repeats were spent; the less disturbed run is kept. On a
+    machine shared with other test runs this keeps a benchmark to minutes; the other work of the
+    kept runs is recorded (`foreign`) and reported with the figures."""
+
+    def __init__(self, server_pids: Sequence[int] | Callable[[], Sequence[int]] = (), max_retries: int = 3,
+                 max_foreign: float = 0.2, wait_s: float = 30.0) -> None:
+        # A callable is asked before every run (processes that come and go, e.g. database backends).
+        self.server_pids = server_pids if callable(server_pids) else list(server_pids)
+        self.max_retries, self.max_foreign, self.wait_s = max_retries, max_foreign, wait_s
+        self.retried = 0
+        self.foreign: list[float] = []
+
+    def _pids(self) -> list[int]:
+        return list(self.server_pids()) if callable(self.server_pids) else self.server_pids
+
+    def __call__(self, fn: Callable[[], object], retry: bool = True) -> object:
+        with ForeignLoad(self._pids()) as load:
+            value = fn()
+        best = (load.cores, value)
+        if retry and load.cores > self.max_foreign and self.retried < self.max_retries:
+            self.retried += 1
+            console.print(f"[yellow]other work used {load.cores:.2f} cores during that run; "
+                          f"waiting (at most {self.wait_s:.0f} s) and repeating it once[/yellow]")
+            wait_for_quiet(max_wait_s=self.wait_s)
+            with ForeignLoad(self._pids()) as again:
+                value = fn()
+            if again.cores < best[0]:
+                best = (again.cores, value)
+        self.foreign.append(best[0])
+        return best[1]
+
+
+def postgres_backend_pids(database_url: str) -> list[int]:
+    """Pids of the PostgreSQL server processes serving connections to the database of `database_url`
+    (the work a releasehub on PostgreSQL makes the database do is the server's, not other work)."""
+    import psycopg
+
+    name = database_url.rsplit("/", 1)[-1]
+    with contextlib.suppress(Exception):
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                                (name,)).fetchall()
+            return [int(r[0]) for r in rows]
+    return []

@@ -1,13 +1,15 @@
 """Run the benchmarks and rewrite docs/benchmarks.md with the results of this run.
 
     .venv/bin/python bench/run_all.py [--size-mib 1024]
-                                      [--only download head_rps upload analysis gateway xet_upload]
+                                      [--only download head_rps upload analysis gateway xet_upload
+                                              s3_download accel_download]
                                       [--output docs/benchmarks.md] [--json results.json] [--fresh]
 
 A benchmark that fails is reported as failed in the document (with its error) instead of
 stopping the others. With `--only`, the sections of the benchmarks that were not run are
 carried over unchanged from the existing document (marked with the date of their run);
-`--fresh` writes only this run's sections. Not part of the test suite.
+`--fresh` writes only this run's sections. Numbered sections that no benchmark here writes
+(bench/web_page.py's 7, bench/gateway_vllm.py's 5b) are carried over as they are, in their place. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import datetime as dt
 import json
 import platform
 import re
+import signal
 import sys
 import time
 import traceback
@@ -24,26 +27,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import accel_download  # noqa: E402
 import analysis  # noqa: E402
 import download  # noqa: E402
 import gateway  # noqa: E402
 import head_rps  # noqa: E402
+import s3_download  # noqa: E402
 import upload  # noqa: E402
 import xet_upload  # noqa: E402
 from _common import ROOT, console, machine_info  # noqa: E402
 
-BENCHMARKS = ("download", "head_rps", "upload", "analysis", "gateway", "xet_upload")
+BENCHMARKS = ("download", "head_rps", "upload", "analysis", "gateway", "xet_upload", "s3_download", "accel_download")
 
 # Labels of the summary rows; a row is carried over (see `carry_over`) when it starts with one.
 NAMES = {"download": "download 1 large file", "head_rps": "HEAD small file (auth, private)",
          "upload": "push 1 large file", "analysis": "analyze Llama 3.1 405B repo over HTTP",
-         "gateway": "OpenAI gateway added latency", "xet_upload": "Xet upload of 1 large file (default client)"}
+         "gateway": "OpenAI gateway added latency", "xet_upload": "Xet upload of 1 large file (default client)",
+         # (no label may begin with another's: carried-over summary rows are found by prefix)
+         "s3_download": "S3 blobs: 1 large file through the 302", "accel_download": "nginx front (X-Accel-Redirect)"}
 # How each benchmark's section and its findings paragraph begin in the document.
 SECTION_HEADINGS = {"download": "## 1. Download", "head_rps": "## 2. Small-file HEAD rate",
                     "upload": "## 3. Upload", "analysis": "## 4. Analysis", "gateway": "## 5. Gateway",
-                    "xet_upload": "## 6. Xet upload"}
+                    "xet_upload": "## 6. Xet upload", "s3_download": "## 8. Download from an S3 store",
+                    "accel_download": "## 9. Download behind nginx"}
 FINDING_LABELS = {"download": "- **Download**", "head_rps": "- **HEAD rate**", "upload": "- **Upload**",
-                  "analysis": "- **Analysis**", "gateway": "- **Gateway**", "xet_upload": "- **Xet upload**"}
+                  "analysis": "- **Analysis**", "gateway": "- **Gateway**", "xet_upload": "- **Xet upload**",
+                  "s3_download": "- **S3 download**", "accel_download": "- **nginx front**"}
 
 
 def _num(value: float, unit: str) -> str:
@@ -155,7 +164,8 @@ def section_head(res: dict) -> list[str]:
         "",
         "**What**: requests per second of the metadata request every `hf_hub_download` starts with, on "
         "a private repo with a Bearer token (so authentication and the access decision are exercised), "
-        "vs the same framework doing nothing.",
+        "vs the same framework doing nothing"
+        + (", with releasehub on SQLite and on PostgreSQL." if res.get("postgres") else "."),
         "",
         "**How** (`bench/head_rps.py`): reference = `bench/bare_app.py`, a FastAPI app with one async "
         "GET/HEAD route of the same URL shape returning a 24-byte `Response`, served by granian with "
@@ -163,7 +173,12 @@ def section_head(res: dict) -> list[str]:
         "threads, no access log). Both servers run at the same time; the token header is sent to both. "
         f"Load: `ab -k -i -c {res['connections']} -t {res['duration_s']}` (keep-alive HEAD); one untimed "
         f"2 s warm-up each, then {res['rounds']} alternating rounds, median; any non-2xx or failed request "
-        "aborts the benchmark. The private repo is checked to answer 401 without the token.",
+        "aborts the benchmark. The private repo is checked to answer 401 without the token."
+        + (" A second releasehub, identical but for `RELEASEHUB_DATABASE_URL` naming a fresh database on the "
+           "machine's PostgreSQL 15 (127.0.0.1:5432, made for the run and dropped after it), runs beside "
+           "the first with the same repo pushed to it, and every round visits it too; the PostgreSQL "
+           "backends serving that database count as the server's CPU, not as other work."
+           if res.get("postgres") else ""),
         "",
         "*Why ab and not wrk for HEAD*: wrk 4.1 (Debian) never tells its HTTP parser that the request "
         "was HEAD, so it waits for the body that the response's `Content-Length` announces; every "
@@ -174,19 +189,38 @@ def section_head(res: dict) -> list[str]:
         "which does the same work in releasehub's route plus a 43-byte file body.",
         "",
     ]
-    lines += _result_table(res)
+    pg = res.get("postgres")
+    if pg:
+        ok = lambda flag: "yes" if flag else "**NO**"  # noqa: E731
+        lines += [
+            "| | SQLite | PostgreSQL |",
+            "|---|---|---|",
+            f"| releasehub | {_num(res['releasehub'], 'req/s')} | {_num(pg['releasehub'], 'req/s')} |",
+            f"| reference: {res['reference_name']} | {_num(res['reference'], 'req/s')} | (the same) |",
+            f"| ratio releasehub / reference | **{res['ratio']:.2f}x** | **{pg['ratio']:.2f}x** |",
+            f"| goal | >= {res['goal']}x | >= {res['goal']}x |",
+            f"| met? | {ok(res['met'])} | {ok(pg['met'])} |",
+            "",
+        ]
+    else:
+        lines += _result_table(res)
     lines += [
         "| more figures | req/s |",
         "|---|---|",
-        f"| releasehub HEAD runs | {_runs(res['releasehub_runs'])} |",
+        f"| releasehub HEAD runs{', SQLite' if pg else ''} | {_runs(res['releasehub_runs'])} |",
+    ] + ([f"| releasehub HEAD runs, PostgreSQL | {_runs(pg['runs'])} |"] if pg else []) + [
         f"| bare async HEAD runs | {_runs(res['reference_runs'])} |",
         f"| bare FastAPI with a sync `def` route (one threadpool hop), HEAD, info | {res['bare_sync_rps']:,.0f} |",
         f"| releasehub GET, wrk | {get['releasehub']:,.0f} |",
         f"| bare async GET, wrk | {get['bare']:,.0f} |",
         f"| ratio with wrk GET | {get['ratio']:.2f}x |",
+    ] + ([f"| releasehub GET on PostgreSQL, wrk | {pg['wrk_get']:,.0f} |",
+          f"| ratio with wrk GET, PostgreSQL | {pg['wrk_get_ratio']:.2f}x |"] if pg else []) + [
         "",
         f"Mean latency under {res['connections']} connections (ab): releasehub "
-        f"{', '.join(res['latency_avg']['releasehub'])}; bare {', '.join(res['latency_avg']['bare'])}. "
+        f"{', '.join(res['latency_avg']['releasehub'])}"
+        + (f"; releasehub on PostgreSQL {', '.join(res['latency_avg']['postgres'])}" if pg else "")
+        + f"; bare {', '.join(res['latency_avg']['bare'])}. "
         + _load_line(res),
         "",
     ]
@@ -214,6 +248,22 @@ def section_head(res: dict) -> list[str]:
             lines.append("")
         elif prof.get("inprocess_error"):
             lines += [f"(In-process timing unavailable: `{prof['inprocess_error']}`.)", ""]
+    pgp = (pg or {}).get("profile")
+    if pgp:
+        lines += _profile_tables(
+            pgp,
+            f"**Profile on PostgreSQL** (the same, on the PostgreSQL server's worker at "
+            f"{pgp['rps_while_profiling']:,.0f} req/s; {pgp['samples']} samples):",
+            with_inclusive=False,
+        )
+        if pgp.get("releasehub_inclusive"):
+            lines += ["| releasehub functions, inclusive (PostgreSQL) | % |", "|---|---|"]
+            lines += [f"| `{k}` | {v} |" for k, v in pgp["releasehub_inclusive"][:10]]
+            lines.append("")
+        if pgp.get("inprocess_us"):
+            lines += ["| app, called directly (PostgreSQL) | us per request |", "|---|---|"]
+            lines += [f"| {k} | {v:,} |" for k, v in pgp["inprocess_us"].items()]
+            lines.append("")
     return lines
 
 
@@ -769,6 +819,209 @@ def section_xet_upload(res: dict) -> list[str]:
     return lines
 
 
+def _s3_summary_rows(r: dict) -> list[tuple[str, bool]]:
+    """Throughput through the 302 against the presigned GET; the 302's added latency; CPU, reported."""
+    label = NAMES["s3_download"]
+    ok = lambda flag: "yes" if flag else "**NO**"  # noqa: E731
+    lat = r["latency_ms"]
+    cpu = r["cpu_s"]
+    hub_cpu, proxy_cpu = r["cpu_per_302_ms"] / 1000, _median(cpu["proxy"]["releasehub"])
+    return [
+        (f"| {label}: throughput | {_num(r['releasehub'], 'MB/s')} | {_num(r['reference'], 'MB/s')} "
+         f"({r['reference_name']}) | **{r['ratio']:.2f}x** | >= {r['goal']}x | {ok(r['met'])} |", r["met"]),
+        (f"| {label}: latency it adds, p50 | {r['added_p50_ms']:+.2f} ms (302 answer "
+         f"{lat[s3_download.LAT_GET]['p50']:.2f} ms) | {lat[s3_download.LAT_BARE]['p50']:.2f} ms (bare FastAPI "
+         f"route) | | < {r['goal_added_ms']:g} ms | {ok(r['added_met'])} |", r["added_met"]),
+        (f"| {label}: server CPU per download | {hub_cpu * 1000:.2f} ms (the 302) | {proxy_cpu:.2f} s (releasehub "
+         f"proxying the bytes, `RELEASEHUB_STORAGE_PROXY=1`) | {hub_cpu / proxy_cpu if proxy_cpu else float('nan'):.4f}x | "
+         "reported, no goal | — |", True),
+    ]
+
+
+def section_s3_download(res: dict) -> list[str]:
+    lat = res["latency_ms"]
+    cpu = res["cpu_s"]
+    ck = res["checks"]
+    med = _median
+    mbps = lambda xs: ", ".join(f"{x:,.0f}" for x in xs)  # noqa: E731
+    ms = lambda xs: ", ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+    lines = [
+        "## 8. Download from an S3 store: `GET /resolve` → 302 → presigned GET, vs the presigned GET alone",
+        "",
+        "**What**: with the blobs in an S3-compatible object store, an LFS download is answered with a 302 "
+        "to a short-lived presigned URL of the object, after `decide()` allowed it. The goals: the download "
+        "through the redirect runs at >= 0.95x of a direct GET of the same presigned URL, the redirect adds "
+        "under 2 ms at p50, and the server's CPU per download is reported against releasehub sending the "
+        "bytes itself (`RELEASEHUB_STORAGE_PROXY=1`).",
+        "",
+        f"**How** (`bench/s3_download.py`): a real SeaweedFS S3 server (`weed server -s3`, started by "
+        "`tests/objectstore.py` on loopback ports, SigV4 credentials), releasehub `serve` (1 worker, SQLite) "
+        "with `RELEASEHUB_STORAGE_URL=s3://BUCKET/PREFIX`, `RELEASEHUB_S3_ENDPOINT_URL` and AWS_* credentials; "
+        f"a {res['size_mib']} MiB random file pushed with `releasehub push` into a private repo "
+        f"({res['push_s']:.1f} s). A second releasehub on the same data dir and bucket with "
+        "`RELEASEHUB_STORAGE_PROXY=1` streams the bytes itself. Before measuring, one verbose `curl -L` "
+        "transfer is checked: the 302 carries X-Repo-Commit, ETag, X-Linked-Etag, X-Linked-Size and a "
+        "Location on the object store; the Authorization header goes to releasehub only "
+        f"(first hop: {'yes' if ck['token_on_first_hop'] else 'no'}; the object store's hop: "
+        f"{'yes' if ck['token_on_second_hop'] else 'no'}; curl 7.88 drops -H Authorization when a redirect "
+        "goes to another host:port); the bytes through the redirect hash to the pushed file's sha256 "
+        f"({'yes' if ck['sha256_through_redirect_ok'] else '**NO**'}); without the token the file is 401. "
+        f"Then {res['runs']} rounds, each: a fresh presigned URL (the Location of a GET not followed), then "
+        "`curl -L -H Authorization` through releasehub, `curl` of the presigned URL alone, and `curl` through "
+        "the proxying server; throughput = bytes / curl's `time_total` (the redirect's hop included); every "
+        "download checked for HTTP 200, one redirect and the full size; medians. CPU: utime+stime of each "
+        "server's process group (granian's main process and worker; weed) from /proc/PID/stat around each "
+        "download.",
+        "",
+        "| | value |",
+        "|---|---|",
+        f"| through the 302 (`curl -L`) | {_num(res['releasehub'], 'MB/s')} |",
+        f"| reference: {res['reference_name']} | {_num(res['reference'], 'MB/s')} |",
+        f"| ratio | **{res['ratio']:.2f}x** |",
+        f"| goal | >= {res['goal']}x |",
+        f"| met? | {'yes' if res['met'] else '**NO**'} |",
+        f"| (info) median of the per-round ratios | {res['paired_ratio']:.2f}x |",
+        "",
+        "| more figures | through the 302 | presigned GET alone | proxied by releasehub |",
+        "|---|---|---|---|",
+        f"| runs (MB/s) | {mbps(res['speeds']['redirect'])} | {mbps(res['speeds']['direct'])} | "
+        f"{mbps(res['speeds']['proxy'])} |",
+        f"| median (MB/s) | {res['releasehub']:,.1f} | {res['reference']:,.1f} | {res['proxy_mbps']:,.1f} |",
+        f"| time to first byte, median (ms) | {med(res['ttfb_ms']['redirect']):.2f} | "
+        f"{med(res['ttfb_ms']['direct']):.2f} | {med(res['ttfb_ms']['proxy']):.2f} |",
+        f"| releasehub CPU per download, mean of the runs (s; /proc ticks are 10 ms) | "
+        f"{sum(cpu['redirect']['releasehub']) / len(cpu['redirect']['releasehub']):.3f} | "
+        f"{sum(cpu['direct']['releasehub']) / len(cpu['direct']['releasehub']):.3f} | "
+        f"{sum(cpu['proxy']['releasehub']) / len(cpu['proxy']['releasehub']):.2f} |",
+        f"| releasehub CPU per 302 answer, over the {lat[s3_download.LAT_GET]['n']:,} keep-alive GETs of the "
+        f"latency blocks (ms) | {res['cpu_per_302_ms']:.3f} | | |",
+        f"| object store (weed) CPU per download, median (s) | {med(cpu['redirect']['store']):.2f} | "
+        f"{med(cpu['direct']['store']):.2f} | {med(cpu['proxy']['store']):.2f} |",
+        "",
+        f"curl's `time_redirect` (the whole 302 hop: connect, request, answer) per download: "
+        f"{ms(res['time_redirect_ms'])} ms. " + _load_line(res),
+        "",
+        f"**The 302's latency**: {res['latency_requests']:,} sequential requests per target (http.client, "
+        "no following), in 5 alternating blocks after 50 untimed ones, to releasehub's 302 (a GET), a HEAD of "
+        f"the same file (it answers {res.get('head_status', 302)}"
+        + (": a HEAD is answered from the database and only a GET is redirected" if res.get("head_status") == 200
+           else "") + "), "
+        "releasehub's HEAD of a small non-LFS file of the same repo (200 from the database, no presigning), "
+        "and `bench/bare_app.py`'s route (a FastAPI route returning a constant, served like releasehub); "
+        "on one keep-alive connection, and with a new connection per request as curl makes it.",
+        "",
+        "| request | p50 (ms) | p99 (ms) |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {name} | {v['p50']:.3f} | {v['p99']:.3f} |" for name, v in lat.items()]
+    lines += [
+        "",
+        f"Added by the 302 over the bare route, p50: GET {res['added_p50_ms']:+.3f} ms (the goal's figure, "
+        f"< {res['goal_added_ms']:g} ms: {'met' if res['added_met'] else '**NOT met**'}), HEAD of the LFS file "
+        f"{res['added_head_p50_ms']:+.3f} ms, GET on a new connection each {res['added_fresh_p50_ms']:+.3f} ms. "
+        f"Other work during the latency blocks: median {_median(res['latency_foreign_cores']):.2f}, max "
+        f"{max(res['latency_foreign_cores']):.2f} cores.",
+        "",
+    ]
+    return lines
+
+
+def _accel_summary_rows(r: dict) -> list[tuple[str, bool]]:
+    label = NAMES["accel_download"]
+    return [(f"| {label}: 1 large file | {_num(r['releasehub'], 'MB/s')} | {_num(r['reference'], 'MB/s')} "
+             f"({r['reference_name']}) | **{r['ratio']:.2f}x** | >= {r['goal']}x, Hub headers intact | "
+             f"{'yes' if r['met'] else '**NO**'}"
+             + ("" if r["headers_ok"] else " (headers)") + " |", r["met"])]
+
+
+def section_accel_download(res: dict) -> list[str]:
+    ck = res["checks"]
+    cpu = res["cpu_s"]
+    med = _median
+    mbps = lambda xs: ", ".join(f"{x:,.0f}" for x in xs)  # noqa: E731
+    got = ck["headers_get"]
+    shown = ("x-repo-commit", "etag", "x-linked-etag", "x-linked-size", "content-length", "content-type",
+             "content-disposition", "cache-control", "accept-ranges", "last-modified", "x-request-id")
+    lines = [
+        "## 9. Download behind nginx: nginx → releasehub decides → nginx sends the file (`X-Accel-Redirect`)",
+        "",
+        "**What**: with local blobs and the nginx front, releasehub answers an allowed GET with an empty body "
+        "and `X-Accel-Redirect: /_blobs/ab/cd/<sha256>`, and nginx sends the file from an `internal` "
+        "location on the data dir's blobs/ (sendfile). The goal: >= 0.95x of nginx alone serving the same "
+        "file, with the Hub's headers intact.",
+        "",
+        f"**How** (`bench/accel_download.py`): releasehub `serve` (1 worker, SQLite, local blobs) with "
+        "`RELEASEHUB_ACCEL_REDIRECT_PREFIX=/_blobs/`; a "
+        f"{res['size_mib']} MiB random file pushed into a private repo. One nginx ({res['nginx_version']}, "
+        "Debian package; 1 worker, access log off) runs "
+        f"`bench/{res['config']}`: the front (an `upstream` with keepalive, `proxy_pass`, `proxy_buffering "
+        "off`; the `internal` location `/_blobs/` with `alias` to blobs/, `etag off` and `add_header ... "
+        "always` re-adding X-Repo-Commit, ETag, X-Linked-Etag, X-Linked-Size and X-Request-Id from "
+        "`$upstream_http_*`), and the reference, a second server block of the same nginx whose root is "
+        "the same blob directory (`sendfile on`, `tcp_nopush on` in both). The blob is read once to warm "
+        f"the page cache and each path gets one untimed download; then {res['runs']} alternating rounds, "
+        "`curl -s -o /dev/null` through the front (with `Authorization: Bearer`) and from the reference (the "
+        "blob's path); throughput = bytes / `time_total`; each download checked for 200 and the full size; "
+        "medians. CPU of nginx's and releasehub's process groups from /proc/PID/stat around each download.",
+        "",
+        "| | value |",
+        "|---|---|",
+        f"| through the front | {_num(res['releasehub'], 'MB/s')} |",
+        f"| reference: {res['reference_name']} | {_num(res['reference'], 'MB/s')} |",
+        f"| ratio | **{res['ratio']:.2f}x** |",
+        f"| goal | >= {res['goal']}x, Hub headers intact |",
+        f"| Hub headers intact? | {'yes' if res['headers_ok'] else '**NO**: ' + '; '.join(ck['problems'])} |",
+        f"| met? | {'yes' if res['met'] else '**NO**'} |",
+        f"| (info) median of the per-round ratios | {res['paired_ratio']:.2f}x |",
+        "",
+        "| more figures | through the front | nginx alone |",
+        "|---|---|---|",
+        f"| runs (MB/s) | {mbps(res['speeds']['front'])} | {mbps(res['speeds']['nginx'])} |",
+        f"| time to first byte, median (ms) | {med(res['ttfb_ms']['front']):.2f} | {med(res['ttfb_ms']['nginx']):.2f} |",
+        f"| nginx CPU per download, median (s) | {med(cpu['front']['nginx']):.3f} | {med(cpu['nginx']['nginx']):.3f} |",
+        f"| releasehub CPU per download, mean of the runs (s; /proc ticks are 10 ms) | "
+        f"{sum(cpu['front']['releasehub']) / len(cpu['front']['releasehub']):.3f} | |",
+    ]
+    pr = res.get("per_request") or {}
+    if pr:
+        lines += [
+            f"| one-byte Range GET, p50 / p99 (ms; {pr['front']['n']} sequential on one keep-alive connection) | "
+            f"{pr['front']['p50_ms']:.3f} / {pr['front']['p99_ms']:.3f} | {pr['nginx']['p50_ms']:.3f} / "
+            f"{pr['nginx']['p99_ms']:.3f} |",
+            f"| CPU per one-byte Range GET, nginx + releasehub (ms) | {pr['front']['nginx_cpu_ms']:.3f} + "
+            f"{pr['front']['releasehub_cpu_ms']:.3f} | {pr['nginx']['nginx_cpu_ms']:.3f} |",
+        ]
+    lines += [
+        "",
+        _load_line(res),
+        "",
+        "**Headers through the front** (checked before measuring): a HEAD (answered by releasehub through "
+        "the proxy), a GET (200, sent by nginx) and a Range GET (`bytes=100-1123`, 206) with the token. "
+        "X-Repo-Commit, ETag, X-Linked-Etag, X-Linked-Size, Content-Disposition, Cache-Control and "
+        "Content-Type of the GET and of the Range GET are compared with releasehub's HEAD answer: "
+        + ("each arrives once with releasehub's value" if res["headers_ok"] else "**" + "; ".join(ck["problems"]) + "**")
+        + f"; Content-Length and Content-Range are the file's; X-Accel-Redirect never reaches the client; "
+        f"`/_blobs/...` asked directly answers {ck['internal_direct_status']}; without the token the file "
+        f"answers {ck['anonymous_status']}; the bytes hash to the pushed file's sha256: "
+        f"{'yes' if ck['sha256_ok'] else '**NO**'}.",
+        "",
+        "| header of the GET through the front | value(s) |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {' / '.join(f'`{v}`' for v in got[name])} |" for name in shown if name in got]
+    dup = ck.get("duplicated") or {}
+    lines += [
+        "",
+        ("Headers sent more than once: " + "; ".join(f"{what}: {', '.join(f'`{k}` ({len(v)} times)' for k, v in d.items())}"
+                                                    for what, d in dup.items()) + "."
+         if dup else "No header is sent more than once.")
+        + f" Only on releasehub's HEAD, not on the GET nginx sends: {', '.join(f'`{h}`' for h in ck['only_on_head']) or 'none'};"
+        f" only on the GET: {', '.join(f'`{h}`' for h in ck['only_on_get']) or 'none'}.",
+        "",
+    ]
+    return lines
+
+
 def code_line(results: dict) -> str:
     """Fingerprints of src/releasehub before/after each benchmark (others may edit the tree)."""
     prints = {name: r.get("code", {}) for name, r in results.items()}
@@ -789,6 +1042,20 @@ def _summary_rows(name: str, r: dict) -> list[tuple[str, bool]]:
         return _gateway_summary_rows(r)
     if name == "xet_upload":
         return _xet_summary_rows(r)
+    if name == "s3_download":
+        return _s3_summary_rows(r)
+    if name == "accel_download":
+        return _accel_summary_rows(r)
+    if name == "head_rps" and r.get("postgres"):
+        pg = r["postgres"]
+        return [
+            (f"| {NAMES[name]}, SQLite | {_num(r['releasehub'], 'req/s')} | {_num(r['reference'], 'req/s')} "
+             f"({r['reference_name']}) | **{r['ratio']:.2f}x** | >= {r['goal']}x | "
+             f"{'yes' if r['met'] else '**NO**'} |", r["met"]),
+            (f"| {NAMES[name]}, PostgreSQL | {_num(pg['releasehub'], 'req/s')} | {_num(r['reference'], 'req/s')} "
+             f"(the same, same run) | **{pg['ratio']:.2f}x** | >= {r['goal']}x | "
+             f"{'yes' if pg['met'] else '**NO**'} |", pg["met"]),
+        ]
     if name == "analysis":
         label = NAMES[name]
         pct = r.get("fetched_pct")
@@ -838,6 +1105,12 @@ def carry_over(old_text: str, names: list[str]) -> dict:
     if earlier:  # sections carried twice keep what was said about their own run
         out["then"][earlier.group(1)] = earlier.group(2)
     chunks = _chunks(old_text)
+    ours = tuple(SECTION_HEADINGS.values())
+    out["foreign"] = []
+    for chunk in chunks:
+        match = re.match(r"^## (\d+)([a-z]*)\. ", chunk)
+        if match and not chunk.startswith(ours):
+            out["foreign"].append(((int(match.group(1)), match.group(2)), chunk.rstrip().splitlines() + [""]))
     for name in names:
         rows = [line for line in old_text.splitlines() if line.startswith(f"| {NAMES[name]}")]
         if rows:
@@ -854,12 +1127,17 @@ def carry_over(old_text: str, names: list[str]) -> dict:
                 for para in chunk.split("\n\n"):
                     if para.lstrip().startswith(FINDING_LABELS[name]):
                         out["findings"][name] = para.strip().splitlines() + [""]
+    for chunk in chunks:
+        if chunk.splitlines()[0] == "## Findings":
+            out["findings_foreign"] = [para.strip().splitlines() for para in chunk.split("\n\n")[1:]
+                                       if para.lstrip().startswith("- **")
+                                       and not para.lstrip().startswith(tuple(FINDING_LABELS.values()))]
     return out
 
 
 def render(results: dict, errors: dict, info: dict, started: str, elapsed_s: float, argv: list[str],
            carried: dict | None = None) -> str:
-    carried = carried or {"rows": {}, "sections": {}, "findings": {}, "dates": {}}
+    carried = carried or {"rows": {}, "sections": {}, "findings": {}, "dates": {}, "foreign": []}
     kept = [n for n in BENCHMARKS if n not in results and n not in errors and n in carried["sections"]]
     lines = [
         "# Benchmarks",
@@ -912,15 +1190,25 @@ def render(results: dict, errors: dict, info: dict, started: str, elapsed_s: flo
     if missed:
         lines += [f"Goals **not met**: {', '.join(missed)}. See the findings below.", ""]
     sections = {"download": section_download, "head_rps": section_head, "upload": section_upload,
-                "analysis": section_analysis, "gateway": section_gateway, "xet_upload": section_xet_upload}
+                "analysis": section_analysis, "gateway": section_gateway, "xet_upload": section_xet_upload,
+                "s3_download": section_s3_download, "accel_download": section_accel_download}
+    # Every section in the order of its number (5 < 5b < 6); a numbered section no benchmark here
+    # writes (bench/web_page.py's, bench/gateway_vllm.py's) goes back in its place, as it was.
+    body: list[tuple[tuple[int, str], list[str]]] = []
     for name in BENCHMARKS:
+        number = (int(SECTION_HEADINGS[name].split()[1].rstrip(".")), "")
         if name in results:
-            lines += sections[name](results[name])
+            body.append((number, sections[name](results[name])))
         elif name in errors:
-            lines += [f"## {name}: FAILED", "", "```", errors[name].strip()[-3000:], "```", ""]
+            body.append((number, [f"## {name}: FAILED", "", "```", errors[name].strip()[-3000:], "```", ""]))
         elif name in kept:
-            lines += carried["sections"][name]
-    lines += findings(results, {n: carried["findings"][n] for n in kept if n in carried["findings"]})
+            body.append((number, carried["sections"][name]))
+    for number, chunk in carried.get("foreign", []):
+        body.append((number, chunk))
+    for _, chunk in sorted(body, key=lambda item: item[0]):
+        lines += chunk
+    lines += findings(results, {**{n: carried["findings"][n] for n in kept if n in carried["findings"]},
+                                "_foreign": carried.get("findings_foreign", [])})
     lines += [
         "## Method notes",
         "",
@@ -947,6 +1235,10 @@ def render(results: dict, errors: dict, info: dict, started: str, elapsed_s: flo
         "- py-spy (installed from PyPI into `/tmp/rhbench-tools`, not into `.venv`) runs only in the "
         "extra, untimed profiling runs that follow the measured ones when a goal is missed "
         "(`--profile` / `--no-profile` force it on or off).",
+        "- head_rps, s3_download and accel_download bound that waiting for a machine shared with other test "
+        "runs (`_common.RetryBudget`): a disturbed run is repeated once, after at most 30 s of waiting, and at "
+        "most 4 runs per benchmark are repeated; the other work during the kept runs is reported with each "
+        "section, and the alternating rounds spread what remains over releasehub and its reference alike.",
         "",
     ]
     return "\n".join(lines)
@@ -993,11 +1285,32 @@ def findings(results: dict, carried: dict | None = None) -> list[str]:
     h = results.get("head_rps")
     if h:
         lines += [
-            f"- **HEAD rate** ({h['ratio']:.2f}x of a bare FastAPI route, {verdict(h)}): releasehub "
+            f"- **HEAD rate** ({h['ratio']:.2f}x of a bare FastAPI route"
+            + (" on SQLite" if h.get("postgres") else "") + f", {verdict(h)}): releasehub "
             f"answers {h['releasehub']:,.0f} req/s, the bare async route {h['reference']:,.0f} req/s, "
             f"the bare route as a sync `def` (one thread-pool hop) {h['bare_sync_rps']:,.0f} req/s; "
-            f"wrk with GET agrees ({h['wrk_get']['ratio']:.2f}x).",
+            f"wrk with GET gives {h['wrk_get']['ratio']:.2f}x (a GET also opens and sends the file and records "
+            "the download, so it is not the same work as the HEAD).",
         ]
+        pg = h.get("postgres")
+        if pg:
+            text = (f"  - On PostgreSQL: {pg['ratio']:.2f}x ({'goal met' if pg['met'] else 'goal **NOT met**'}), "
+                    f"{pg['releasehub']:,.0f} req/s against {h['releasehub']:,.0f} on SQLite in the same rounds "
+                    f"(wrk GET {pg['wrk_get_ratio']:.2f}x).")
+            pb = dict((pg.get("profile") or {}).get("buckets", []))
+            if pb:
+                sql = sum(v for k, v in pb.items() if k.startswith("SQL"))
+                text += (f" The PostgreSQL worker's GIL-holding samples: {sql:.0f}% in SQLAlchemy/psycopg; by "
+                         "bucket " + ", ".join(f"{k} {v:.0f}%" for k, v in list(pb.items())[:4]) + ".")
+            own = (pg.get("profile") or {}).get("releasehub_inclusive") or []
+            if own:
+                text += (" Heaviest releasehub functions (inclusive): "
+                         + ", ".join(f"`{k.split(' (')[0]}` {v}%" for k, v in own[:6]) + ".")
+            ip = (pg.get("profile") or {}).get("inprocess_us") or {}
+            rh_us = ip.get("releasehub HEAD /resolve (private repo, token)")
+            if rh_us:
+                text += f" Called directly, one HEAD costs {rh_us:,} us on PostgreSQL."
+            lines.append(text)
         prof = h.get("profile") or {}
         buckets = dict(prof.get("buckets", []))
         if buckets:
@@ -1175,6 +1488,54 @@ def findings(results: dict, carried: dict | None = None) -> list[str]:
                          "key and enforce the model's rpm in memory. LiteLLM with virtual keys would add its "
                          "key lookup (cached) and Postgres spend logging to its side.")
         lines.append("")
+    lines += carried.get("s3_download", [])
+    s3 = results.get("s3_download")
+    if s3:
+        cpu = s3["cpu_s"]
+        hub_cpu, proxy_cpu = s3["cpu_per_302_ms"] / 1000, _median(cpu["proxy"]["releasehub"])
+        lat = s3["latency_ms"]
+        lines += [
+            f"- **S3 download** (throughput {s3['ratio']:.2f}x of the presigned GET alone, "
+            f"{'goal met' if s3['met'] else 'goal **NOT met**'}; the 302 adds {s3['added_p50_ms']:+.2f} ms at p50 "
+            f"over a bare route, {'goal met' if s3['added_met'] else 'goal **NOT met**'}): a "
+            f"{s3['size_mib']} MiB download through the redirect ran at {s3['releasehub']:,.0f} MB/s against "
+            f"{s3['reference']:,.0f} MB/s for the presigned URL alone (median of the per-round ratios "
+            f"{s3['paired_ratio']:.2f}x; the presigned GET alone ranged {min(s3['speeds']['direct']):,.0f}-"
+            f"{max(s3['speeds']['direct']):,.0f} MB/s over the rounds); the object store sends the bytes either "
+            f"way, and the 302 answer itself takes {lat[s3_download.LAT_GET]['p50']:.2f} ms at p50 on a "
+            f"keep-alive connection ({lat[s3_download.LAT_GET_FRESH]['p50']:.2f} ms on a new one; curl's whole "
+            f"redirect hop {_median(s3['time_redirect_ms']):.2f} ms). releasehub spent {hub_cpu * 1000:,.2f} ms "
+            f"of CPU per redirected download (per 302 answer), against {proxy_cpu:.2f} s when it proxies the bytes "
+            f"(`RELEASEHUB_STORAGE_PROXY=1`, {s3['proxy_mbps']:,.0f} MB/s, "
+            f"{s3['proxy_mbps'] / s3['reference']:.2f}x of the direct GET); the object store itself used "
+            f"{_median(cpu['direct']['store']):.2f} s per download.",
+            "",
+        ]
+
+    lines += carried.get("accel_download", [])
+    ac = results.get("accel_download")
+    if ac:
+        ck = ac["checks"]
+        dup = ck.get("duplicated") or {}
+        text = (f"- **nginx front** ({ac['ratio']:.2f}x of nginx alone, "
+                f"{'goal met' if ac['ratio_met'] else 'goal **NOT met**'}; Hub headers "
+                f"{'intact' if ac['headers_ok'] else '**not intact**: ' + '; '.join(ck['problems'])}): "
+                f"{ac['releasehub']:,.0f} MB/s through nginx → releasehub → nginx against {ac['reference']:,.0f} "
+                f"MB/s for nginx alone (median of the per-round ratios {ac['paired_ratio']:.2f}x; nginx alone ranged "
+                f"{min(ac['speeds']['nginx']):,.0f}-{max(ac['speeds']['nginx']):,.0f} MB/s over the rounds); what the front adds to a download is one proxied request to releasehub before the "
+                f"first byte (time to first byte {_median(ac['ttfb_ms']['front']):.2f} ms against "
+                f"{_median(ac['ttfb_ms']['nginx']):.2f} ms)"
+                + (f"; per request the front costs {ac['per_request']['front']['releasehub_cpu_ms']:.2f} ms of "
+                   f"releasehub's CPU and {ac['per_request']['front']['nginx_cpu_ms']:.2f} ms of nginx's (one-byte "
+                   f"Range GETs: p50 {ac['per_request']['front']['p50_ms']:.2f} ms through the front, "
+                   f"{ac['per_request']['nginx']['p50_ms']:.2f} ms from nginx alone)" if ac.get("per_request") else "")
+                + ", on the same 2 cores as curl and nginx.")
+        if dup:
+            text += (" Sent twice through the front: " + "; ".join(f"{w}: {', '.join(f'`{k}`' for k in d)}"
+                                                               for w, d in dup.items())
+                     + " (nginx copies the upstream's header when it follows X-Accel-Redirect and adds its own).")
+        lines += [text, ""]
+
     lines += carried.get("xet_upload", [])
     x = results.get("xet_upload")
     if x:
@@ -1233,6 +1594,9 @@ def findings(results: dict, carried: dict | None = None) -> list[str]:
                          "re-upload).")
         lines.append(text)
         lines.append("")
+    # Findings of sections that no benchmark here writes (their own scripts' paragraphs), as they were.
+    for para in carried.get("_foreign", []):
+        lines += [*para, ""]
     return lines
 
 
@@ -1241,7 +1605,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="file size of download and upload")
     parser.add_argument("--runs", type=int, default=None,
-                        help="runs of download (7), upload (3) and analysis (5); rounds of gateway (3) and xet_upload (3)")
+                        help="runs of download (7), upload (3), analysis (5), s3_download (9) and accel_download (25); "
+                             "rounds of gateway (3) and xet_upload (3)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per HEAD load run")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the HEAD benchmark")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
@@ -1252,8 +1617,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     carried = None
     skipped = [n for n in BENCHMARKS if n not in args.only]
-    if skipped and not args.fresh and args.output.exists():
+    if not args.fresh and args.output.exists():
         carried = carry_over(args.output.read_text(), skipped)
+    # A SIGTERM (a `timeout`) unwinds like Ctrl-C, so that every benchmark's `finally` stops its servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     t0 = time.monotonic()
@@ -1275,6 +1642,10 @@ def main(argv: list[str] | None = None) -> dict:
                 results[name] = gateway.run(args.runs or 3)
             elif name == "xet_upload":
                 results[name] = xet_upload.run(args.size_mib, args.runs or 3)
+            elif name == "s3_download":
+                results[name] = s3_download.run(args.size_mib, args.runs or 9)
+            elif name == "accel_download":
+                results[name] = accel_download.run(args.size_mib, args.runs or 25)
         except Exception:  # noqa: BLE001 - reported in the document
             errors[name] = traceback.format_exc()
             console.print(f"[red]{name} failed[/red]\n{errors[name]}")
