@@ -88,6 +88,10 @@ def test_nginx_sends_the_file_with_the_hubs_headers(front: tuple[ServerProcess, 
     assert whole.headers["etag"] == f'"{sha}"' == whole.headers["x-linked-etag"]
     assert whole.headers["x-linked-size"] == str(len(CONTENT))
     assert "model.safetensors" in whole.headers["content-disposition"]
+    # Each once: nginx keeps some of the upstream's headers itself, and adds its own Accept-Ranges.
+    for name in ("content-disposition", "cache-control", "accept-ranges", "etag", "x-repo-commit",
+                 "x-linked-size", "x-request-id"):
+        assert len(whole.headers.get_list(name)) == 1, (name, whole.headers.get_list(name))
     part = httpx.get(f"{url}/{repo_id}/resolve/main/model.safetensors", headers={**auth, "Range": "bytes=5-14"})
     assert part.status_code == 206 and part.content == CONTENT[5:15]
     # The unchanged client through the front.

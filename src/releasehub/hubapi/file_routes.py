@@ -220,6 +220,7 @@ async def resolve(request: Request, found: ResolvedFile = Depends(file_access)) 
             sha = found.state.sha256
             headers["X-Accel-Redirect"] = f"{settings.accel_redirect_prefix.rstrip('/')}/{sha[:2]}/{sha[2:4]}/{sha}"
             headers["X-Accel-Buffering"] = "no"
+            headers.pop("Accept-Ranges", None)  # nginx adds its own for the file it sends
             return Response(headers=headers, media_type=media_type)
         # The blob is stat-ed here, for GET only: a HEAD answers from the database.
         return FileResponse(found.local, headers=headers, media_type=media_type, stat_result=os.stat(found.local))
