@@ -178,7 +178,7 @@ def test_a_re_upload_with_one_mib_changed_sends_under_ten_percent(server: Server
                     timeout=60)
     assert hashlib.sha256(got.content).hexdigest() == hashlib.sha256(data).hexdigest()
     # The re-uploaded file (terms over several xorbs, old and new) downloads through Xet, whole.
-    before = served(server)
+    before, versions_before = served(server), served_by_version(server)
     out = run_python(server, owner[1], tmp_path / "down-home", """
         from huggingface_hub import hf_hub_download
         print(hf_hub_download(sys.argv[1], "big.bin", cache_dir=sys.argv[2]))
@@ -186,6 +186,7 @@ def test_a_re_upload_with_one_mib_changed_sends_under_ten_percent(server: Server
     assert sha256_of(Path(out.strip())) == hashlib.sha256(data).hexdigest()
     after = served(server)
     assert after[0] > before[0] and after[1] - before[1] >= 2, (before, after)
+    assert served_by_version(server) == (versions_before[0], versions_before[1] + after[0] - before[0])  # all v2
 
 
 # ---------------------------------------------------------------- tokens
@@ -424,6 +425,12 @@ def served(server: ServerProcess) -> tuple[int, int]:
     return text.count("xet reconstruction served"), text.count("xet xorb range served")
 
 
+def served_by_version(server: ServerProcess) -> tuple[int, int]:
+    """(v1, v2) reconstructions the server has answered so far, from its log."""
+    text = server.log()
+    return text.count("xet reconstruction served: v1"), text.count("xet reconstruction served: v2")
+
+
 def xet_hash_of(server: ServerProcess, repo_id: str, sha256: str) -> str:
     with server.db.session() as session:
         found = session.scalar(select(XetFile.file_hash).where(XetFile.repo_id == repo_pk(server, repo_id),
@@ -463,7 +470,7 @@ def test_xet_uploads_download_through_xet_and_lfs_uploads_over_http(
                       data={"paths": ["model.bin", "lfs.bin"]}).json()
     assert {e["path"]: e.get("xetHash") for e in info} == {"model.bin": hashes["model.bin"], "lfs.bin": None}
 
-    before = served(server)
+    before, versions_before = served(server), served_by_version(server)
     out = run_python(server, owner[1], tmp_path / "down-home", """
         from huggingface_hub import hf_hub_download, snapshot_download
         repo, target = sys.argv[1:3]
@@ -481,6 +488,10 @@ def test_xet_uploads_download_through_xet_and_lfs_uploads_over_http(
     after = served(server)
     # Three Xet downloads of the two Xet files (the snapshot may reuse the shared blob store).
     assert after[0] - before[0] >= 3 and after[1] - before[1] >= 3, (before, after)
+    # The client asked v2 and never needed its v1 fallback.
+    versions_after = served_by_version(server)
+    assert versions_after[0] == versions_before[0], (versions_before, versions_after)
+    assert versions_after[1] - versions_before[1] == after[0] - before[0], (versions_before, versions_after)
 
 
 def cas_get(server: ServerProcess, path: str, cas: dict[str, str], **headers: str) -> httpx.Response:
@@ -530,7 +541,7 @@ def test_reconstructions_are_decided_and_xorb_links_signed(server: ServerProcess
     changed = url.replace(f"bytes=0-{first_two - 1}", f"bytes=0-{len(up.xorb) - 1}")
     assert changed != url and httpx.get(changed).status_code == 403
     key = load_signing_key(server.db)
-    expired = RangeLink(up.hash, 0, first_two - 1, int(time.time()) - 5)
+    expired = RangeLink(up.hash, ((0, first_two - 1),), int(time.time()) - 5)
     assert httpx.get(f"{server.url}/v1/xorb-ranges/{up.hash}?{expired.query(key)}").status_code == 403
     assert httpx.get(url.replace("sig=", "sig=0")).status_code == 403
     # Range: inside the file (the second chunk only), and past its end.
@@ -538,10 +549,10 @@ def test_reconstructions_are_decided_and_xorb_links_signed(server: ServerProcess
     assert ranged["offset_into_first_range"] == 10
     assert ranged["terms"] == [{"hash": up.hash, "unpacked_length": 50_000, "range": {"start": 1, "end": 2}}]
     assert cas_get(server, f"/v1/reconstructions/{file_id}", read, Range=f"bytes={len(two)}-").status_code == 416
-    # A write token, no token: refused; v2 is not served (the client falls back to v1).
+    # A write token, no token: refused.
     assert cas_get(server, f"/v1/reconstructions/{file_id}", headers).status_code == 403
     assert httpx.get(f"{server.url}/v1/reconstructions/{file_id}").status_code == 401
-    assert cas_get(server, f"/v2/reconstructions/{file_id}", read).status_code == 404
+    assert httpx.get(f"{server.url}/v2/reconstructions/{file_id}").status_code == 401
 
     def same_as_unknown(answer: httpx.Response, asked: str) -> None:
         unknown = "0" * 63 + "1"

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from releasehub.access.decide import repo_not_found
 from releasehub.accounts.subject import ANONYMOUS, Subject
-from releasehub.errors import ReleasehubError, RepoExists
+from releasehub.errors import RangeNotSatisfiable, ReleasehubError, RepoExists
 
 log = logging.getLogger("releasehub")
 
@@ -30,8 +30,8 @@ def _header_safe(message: str) -> str:
 
 
 def error_response(request: Request, status: int, code: str | None, message: str,
-                   extra: dict[str, object] | None = None) -> Response:
-    headers = {"X-Error-Message": _header_safe(message)}
+                   extra: dict[str, object] | None = None, more_headers: dict[str, str] | None = None) -> Response:
+    headers = {"X-Error-Message": _header_safe(message), **(more_headers or {})}
     if code:
         headers["X-Error-Code"] = code
     if request.method == "HEAD":
@@ -46,7 +46,10 @@ def domain_error_response(request: Request, exc: ReleasehubError) -> Response:
     extra = dict(exc.extra)
     if isinstance(exc, RepoExists) and "url" not in extra:
         extra["url"] = str(request.base_url).rstrip("/")
-    return error_response(request, exc.status_code, exc.error_code, exc.message, extra)
+    more: dict[str, str] = {}
+    if isinstance(exc, RangeNotSatisfiable) and isinstance(extra.get("size"), int):
+        more["Content-Range"] = f"bytes */{extra['size']}"  # RFC 9110 section 15.5.17: the current length
+    return error_response(request, exc.status_code, exc.error_code, exc.message, extra, more)
 
 
 def unstorable_value_response(request: Request, exc: DataError) -> Response:

@@ -4,6 +4,12 @@ Token routes are decided like every repo route (`repo_access`: write for the wri
 download for the read token). Each CAS route declares `Permission.XET_CAS` through a dependency
 that checks the CAS token (`tokens.verify`): signed, unexpired, its direction; the xorb range
 route, fetched without a token, checks its link's signature instead (`tokens.verify_link`).
+
+Downloads (`downloads.py` decides and shapes them): `GET /v2/reconstructions/{hash}`, which the
+client asks first, and `/v1/...`, its fallback; both are recorded as one `file.downloaded` audit
+event. `GET /v1/xorb-ranges/{xorb}` serves the bytes a link signs: one range (200 or 206), or
+several in one `multipart/byteranges` answer (RFC 9110 section 14.6), as the v2 client's
+multi-range fetching asks.
 """
 
 from __future__ import annotations
@@ -11,17 +17,19 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from releasehub.access import Permission
-from releasehub.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, ReleasehubError
-from releasehub.hubapi.deps import RepoContext, get_services, repo_access
+from releasehub.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, RangeNotSatisfiable, ReleasehubError
+from releasehub.hubapi.deps import RepoContext, client_ip, get_services, repo_access
+from releasehub.repos import service as repos
 from releasehub.services import Services
 from releasehub.xet import downloads, service, tokens
 from releasehub.xet.hashing import hash_from_hex
@@ -37,12 +45,13 @@ WRITE_BATCH = 4 * 1024 * 1024
 # ---------------------------------------------------------------- tokens (Hub API)
 
 
-def _token_answer(request: Request, ctx: RepoContext, direction: str, create_pr: str | None) -> Response:
+def _token_answer(request: Request, ctx: RepoContext, direction: str, create_pr: str | None,
+                  commit: str = "") -> Response:
     if create_pr not in (None, "0", "false"):
         raise BadRequest("Pull requests are not supported; upload to a branch instead.")
     settings = ctx.services.settings
     token, grant = tokens.issue(ctx.services.signing_key, ctx.repo.id, ctx.subject.user_id or 0, direction,
-                                settings.xet_token_ttl_seconds)
+                                settings.xet_token_ttl_seconds, commit=commit)
     cas_url = _cas_url(request, ctx.services)
     body = {"accessToken": token, "exp": grant.expires, "casUrl": cas_url}
     headers = {"X-Xet-Cas-Url": cas_url, "X-Xet-Access-Token": token, "X-Xet-Token-Expiration": str(grant.expires),
@@ -64,8 +73,14 @@ def xet_read_token(
     ctx: RepoContext = Depends(repo_access(Permission.REPO_DOWNLOAD)),
 ) -> Response:
     # repo_access decided REPO_DOWNLOAD for the repo as a whole: a subject who may not download
-    # (gated without a grant, hidden) got its refusal there and no token.
-    return _token_answer(request, ctx, READ, create_pr)
+    # (gated without a grant, hidden) got its refusal there and no token. The token carries the
+    # commit the revision names now (the client asks with the commit of its HEAD), only so that
+    # the audit log can name the downloads' revision; an unknown revision names none.
+    try:
+        commit = repos.resolve_revision(ctx.session, ctx.repo, revision).oid
+    except NotFound:
+        commit = ""
+    return _token_answer(request, ctx, READ, create_pr, commit)
 
 
 # ---------------------------------------------------------------- CAS API
@@ -188,45 +203,70 @@ def telemetry(grant: CasGrant = Depends(cas_any)) -> Response:
 # ---------------------------------------------------------------- downloads
 
 
+def _reconstruction(request: Request, oid: str, grant: CasGrant, services: Services, version: int) -> dict[str, Any]:
+    _hash(oid)
+    body, event = downloads.reconstruction(services, grant, oid, request.headers.get("range"),
+                                           _cas_url(request, services), version, client_ip(request))
+    recorder = getattr(request.app.state, "download_recorder", None)
+    if recorder is not None:
+        recorder.add(event)  # one event per answer, as for an LFS GET; the xorb ranges are not counted
+    return body
+
+
+@router.get("/v2/reconstructions/{oid}")
+def get_reconstruction_v2(
+    request: Request, oid: str, grant: CasGrant = Depends(cas_read), services: Services = Depends(get_services),
+) -> dict[str, Any]:
+    """The file's terms and, per xorb, one signed URL over the merged byte ranges of its chunks that
+    the file uses (`xorbs`), only for a file of the token's repo that its user may download now
+    (otherwise 404, as for an unknown hash). The client asks this first."""
+    return _reconstruction(request, oid, grant, services, 2)
+
+
 @router.get("/v1/reconstructions/{oid}")
 def get_reconstruction(
     request: Request, oid: str, grant: CasGrant = Depends(cas_read), services: Services = Depends(get_services),
 ) -> dict[str, Any]:
-    """The file's terms and signed xorb range URLs, only for a file of the token's repo that its
-    user may download now (otherwise 404, as for an unknown hash). v2 is not served: the client
-    falls back to this route on its 404."""
-    _hash(oid)
-    return downloads.reconstruction(services, grant, oid, request.headers.get("range"), _cas_url(request, services))
+    """The file's terms and one signed xorb range URL per term (`fetch_info`), decided as v2: the
+    client's fallback when v2 answers 404."""
+    return _reconstruction(request, oid, grant, services, 1)
 
 
-@router.get("/v1/xorb-ranges/{oid}")
-def get_xorb_range(
-    request: Request, oid: str, link: tokens.RangeLink = Depends(range_link),
-    services: Services = Depends(get_services),
-) -> Response:
-    """The bytes of one signed range of a stored xorb: the whole range (200), or a single Range
-    inside it (206). Anything outside the signed range answers 403."""
-    _hash(oid)
-    total = services.store.object_size(service.XORBS, oid)
-    if total is None:
-        raise NotFound("No such xorb.")
-    start, end = link.start, min(link.end, total - 1)
-    status = 200
-    header = request.headers.get("range")
-    if header:
-        first, _, last = header.removeprefix("bytes=").partition("-")
-        if not header.startswith("bytes=") or not first.isdigit() or not (last.isdigit() or last == ""):
-            raise Forbidden("This link serves one range of bytes inside the signed one.")
-        wanted = (int(first), int(last) if last else end)
-        if not start <= wanted[0] <= wanted[1] <= end:
-            raise Forbidden("This link is not signed for those bytes; ask for the file's reconstruction again.")
-        start, end, status = wanted[0], wanted[1], 206
-    if start > end:
-        raise Forbidden("This link is not signed for those bytes; ask for the file's reconstruction again.")
-    downloads.log.info("xet xorb range served: %s bytes %d-%d", oid, start, end)
+def _outside() -> Forbidden:
+    return Forbidden("This link is not signed for those bytes; ask for the file's reconstruction again.")
 
-    def body() -> Any:
-        with services.store.open_object(service.XORBS, oid) as handle:
+
+def _wanted_spans(header: str | None, link: tokens.RangeLink, total: int) -> tuple[list[tokens.Span], bool]:
+    """The inclusive byte ranges to send, and whether the client named them (206) or took the
+    link's whole set (200 for one range). 416 when a range starts past the xorb's end; 403 for
+    any byte outside the signed ranges, or a Range this route does not read (suffix, malformed)."""
+    if not header:
+        return list(link.spans), False
+    if not header.startswith("bytes="):
+        raise _outside()
+    wanted: list[tokens.Span] = []
+    for piece in header[6:].split(","):
+        first, sep, last = piece.strip().partition("-")
+        if not sep or not first.isdigit() or not (last.isdigit() or last == ""):
+            raise _outside()
+        start = int(first)
+        if start >= total:
+            raise RangeNotSatisfiable(f"The range starts at byte {start}; the xorb has {total} bytes.", size=total)
+        if last == "":  # open-ended: to the end of the signed range that holds its start
+            end = next((b for a, b in link.spans if a <= start <= b), start - 1)
+        else:
+            end = int(last)
+        end = min(end, total - 1)
+        if end < start or not link.covers(start, end):
+            raise _outside()
+        wanted.append((start, end))
+    return wanted, True
+
+
+def _read_spans(services: Services, oid: str, spans: list[tokens.Span]) -> Iterator[tuple[int, bytes]]:
+    """(span index, bytes) pieces of the xorb, span after span, 1 MiB at a time."""
+    with services.store.open_object(service.XORBS, oid) as handle:
+        for number, (start, end) in enumerate(spans):
             handle.seek(start)
             left = end - start + 1
             while left > 0:
@@ -234,9 +274,53 @@ def get_xorb_range(
                 if not piece:
                     return
                 left -= len(piece)
-                yield piece
+                yield number, piece
 
-    headers = {"Content-Length": str(end - start + 1), "Accept-Ranges": "bytes", "Cache-Control": "no-store"}
-    if status == 206:
-        headers["Content-Range"] = f"bytes {start}-{end}/{total}"
-    return StreamingResponse(body(), status_code=status, headers=headers, media_type="application/octet-stream")
+
+@router.get("/v1/xorb-ranges/{oid}")
+def get_xorb_range(
+    request: Request, oid: str, link: tokens.RangeLink = Depends(range_link),
+    services: Services = Depends(get_services),
+) -> Response:
+    """The bytes a link signs of a stored xorb: without a Range, all of them (200 for one range,
+    multipart for several); with a Range of one or more ranges inside the signed ones, those (206,
+    multipart/byteranges for several). Bytes outside the signed ranges answer 403, a range past
+    the xorb's end 416 (`Content-Range: bytes */size`)."""
+    _hash(oid)
+    total = services.store.object_size(service.XORBS, oid)
+    if total is None:
+        raise NotFound("No such xorb.")
+    wanted, asked = _wanted_spans(request.headers.get("range"), link, total)
+    wanted = [(start, min(end, total - 1)) for start, end in wanted if start < total]
+    if not wanted:
+        raise _outside()
+    downloads.log.info("xet xorb range served: %s bytes %s", oid, ",".join(f"{a}-{b}" for a, b in wanted))
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "no-store"}
+    if len(wanted) == 1:
+        start, end = wanted[0]
+        headers["Content-Length"] = str(end - start + 1)
+        if asked:
+            headers["Content-Range"] = f"bytes {start}-{end}/{total}"
+        pieces = (piece for _, piece in _read_spans(services, oid, wanted))
+        return StreamingResponse(pieces, status_code=206 if asked else 200, headers=headers,
+                                 media_type="application/octet-stream")
+    # Several ranges: one multipart/byteranges body, each part with its own Content-Range.
+    boundary = secrets.token_hex(16)
+    heads = [(f"--{boundary}\r\nContent-Type: application/octet-stream\r\n"
+              f"Content-Range: bytes {start}-{end}/{total}\r\n\r\n").encode() for start, end in wanted]
+    closing = f"\r\n--{boundary}--\r\n".encode()
+    length = sum(len(h) for h in heads) + sum(end - start + 1 for start, end in wanted) \
+        + 2 * (len(wanted) - 1) + len(closing)
+
+    def body() -> Iterator[bytes]:
+        current = -1
+        for number, piece in _read_spans(services, oid, wanted):
+            if number != current:
+                yield (b"\r\n" if number else b"") + heads[number]
+                current = number
+            yield piece
+        yield closing
+
+    headers["Content-Length"] = str(length)
+    return StreamingResponse(body(), status_code=206, headers=headers,
+                             media_type=f"multipart/byteranges; boundary={boundary}")
