@@ -159,7 +159,9 @@ def test_proxy_setting_sends_the_bytes_with_ranges(proxy_server) -> None:  # typ
     tail = httpx.get(url, headers={**_auth(token), "Range": "bytes=-7"})
     assert tail.status_code == 206 and tail.content == WEIGHTS[-7:]
     past = httpx.get(url, headers={**_auth(token), "Range": f"bytes={len(WEIGHTS)}-"})
-    assert past.status_code == 416
+    assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{len(WEIGHTS)}"  # RFC 9110
+    empty_suffix = httpx.get(url, headers={**_auth(token), "Range": "bytes=-0"})
+    assert empty_suffix.status_code == 416 and empty_suffix.headers["content-range"] == f"bytes */{len(WEIGHTS)}"
 
 
 def test_multipart_parts_go_straight_to_the_store_and_are_verified(s3_server, object_store, tmp_path) -> None:  # type: ignore[no-untyped-def]
