@@ -213,3 +213,45 @@ def test_a_shard_naming_too_many_chunks_is_refused_before_any_work() -> None:
     body = build_shard([FileInfo(b"\x02" * 32, terms, [bytes(32)] * 1025, b"\x03" * 32)])
     with pytest.raises(PayloadTooLarge):
         service.register_shard(None, None, body)  # type: ignore[arg-type]  # refused before it needs either
+
+
+def test_read_tokens_may_name_a_commit_and_old_tokens_still_verify() -> None:
+    key = b"k" * 32
+    commit = "ab" * 20
+    token, grant = tokens.issue(key, 5, 7, tokens.READ, 60, now=1000, commit=commit)
+    assert grant.commit == commit and tokens.verify(key, f"Bearer {token}", tokens.READ, now=1000) == grant
+    other = token.replace(commit, "cd" * 20)  # the commit is signed
+    with pytest.raises(Unauthorized, match="signature"):
+        tokens.verify(key, f"Bearer {other}", tokens.READ, now=1000)
+    plain, plain_grant = tokens.issue(key, 5, 7, tokens.READ, 60, now=1000)
+    assert len(plain.split(".")) == 6 and tokens.verify(key, f"Bearer {plain}", None, now=1000) == plain_grant
+    with pytest.raises(ValueError):
+        tokens.issue(key, 5, 7, tokens.READ, 60, commit="main")
+
+
+def test_range_links_sign_exactly_their_spans() -> None:
+    key = b"k" * 32
+    one = tokens.RangeLink("a" * 64, ((0, 99),), 2000)
+    # One span signs as links did before several spans existed.
+    assert one.message() == f"xet-xorb-range:{'a' * 64}:0:99:2000".encode()
+    link = tokens.RangeLink("a" * 64, ((0, 99), (200, 299)), 2000)
+    spans, expires, sig = (part.split("=", 1)[1] for part in link.query(key).split("&"))
+    assert tokens.verify_link(key, "a" * 64, spans, expires, sig, now=1999) == link
+    assert link.covers(0, 99) and link.covers(210, 220) and not link.covers(50, 250) and not link.covers(100, 100)
+    for forged in ("0-99", "0-99,200-300", "0-299", "200-299,0-99"):
+        with pytest.raises(Forbidden):
+            tokens.verify_link(key, "a" * 64, forged, expires, sig, now=1999)
+    with pytest.raises(Forbidden, match="expired"):
+        tokens.verify_link(key, "a" * 64, spans, expires, sig, now=2001)
+    with pytest.raises(Forbidden):
+        tokens.verify_link(key, "b" * 64, spans, expires, sig, now=1999)  # another xorb
+    assert tokens.parse_spans("5-1") is None and tokens.parse_spans("0-9,5-20") is None
+    assert tokens.parse_spans("") is None and tokens.parse_spans("0-9,10-20") == ((0, 9), (10, 20))
+
+
+def test_v2_ranges_merge_only_where_the_files_chunks_touch() -> None:
+    from releasehub.xet.downloads import merged_chunk_ranges
+
+    assert merged_chunk_ranges([(0, 1), (2, 4), (0, 1)]) == [(0, 1), (2, 4)]  # chunk 1 stays out
+    assert merged_chunk_ranges([(3, 43), (1, 4), (43, 50)]) == [(1, 50)]
+    assert merged_chunk_ranges([]) == []
