@@ -74,6 +74,10 @@ SETTINGS_DOC: dict[str, str] = {
     "download_url_ttl_seconds": "Lifetime of the presigned object-store URLs that downloads are redirected to.",
     "gc_grace_seconds": "Age below which releasehub gc never removes an unreferenced blob or an upload leftover "
                         "(uploads in progress, and blobs a coming commit will name).",
+    "xet_retention_seconds": "Age below which releasehub gc never removes a Xet xorb no file uses (counted from its "
+                             "last use: its upload, a shard or a dedup answer naming it) nor a Xet file no commit "
+                             "names. The client caches shards for three weeks and then names their xorbs without "
+                             "sending them: under 21 days such uploads fail.",
     "gc_interval_seconds": "How often each server process runs the collector. 0: only `releasehub gc`.",
     "accel_redirect_prefix": "Behind nginx: answer downloads of local blobs with X-Accel-Redirect to this internal "
                              "location (e.g. /_blobs/), which nginx maps to the blob directory, so that nginx "
@@ -116,6 +120,7 @@ class Settings:
     storage_proxy: int = 0
     download_url_ttl_seconds: int = 900
     gc_grace_seconds: int = 24 * 3600
+    xet_retention_seconds: int = 21 * 86400
     gc_interval_seconds: int = 6 * 3600
     accel_redirect_prefix: str = ""
 

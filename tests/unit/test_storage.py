@@ -156,6 +156,30 @@ def test_named_objects(store: BlobStore, tmp_path: Path) -> None:
     assert not store.exists(name)  # objects are not blobs
 
 
+def test_named_objects_listing_and_delete(store: BlobStore, tmp_path: Path) -> None:
+    kept, doomed = "12" * 32, "34" * 32
+    for name, data in ((kept, b"kept xorb"), (doomed, b"doomed")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        store.put_object("xorbs", name, path)
+    blob = store.put_bytes(b"a blob, not an object")
+    listed = {item.name: item for item in store.iter_objects("xorbs")}
+    assert set(listed) == {kept, doomed}  # blobs are not objects
+    assert listed[kept].size == 9
+    assert abs(listed[kept].modified - datetime.now(timezone.utc)) < timedelta(minutes=5)
+    store.delete_object("xorbs", doomed)
+    store.delete_object("xorbs", doomed)  # twice: no error
+    assert store.object_size("xorbs", doomed) is None and store.object_size("xorbs", kept) == 9
+    with pytest.raises(NotFound):
+        store.open_object("xorbs", doomed)
+    assert {item.name for item in store.iter_objects("xorbs")} == {kept}
+    assert store.exists(blob)
+    with pytest.raises(ValueError):
+        store.delete_object("xorbs", "../" + kept)
+    with pytest.raises(ValueError):
+        list(store.iter_objects("blobs"))
+
+
 def _upload_parts(store: BlobStore, key: str, parts: list[bytes]) -> tuple[str, dict[int, str]]:
     """Send the parts as a client would: to the store's part URLs, or through write_part."""
     upload_id = store.start_multipart(key)

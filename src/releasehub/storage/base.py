@@ -51,6 +51,15 @@ class StoredBlob:
     modified: datetime
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    """One named object as the store lists it (for the collector)."""
+
+    name: str
+    size: int
+    modified: datetime
+
+
 class BlobWriter(abc.ABC):
     """Receives the bytes of one blob. Use as a context manager: left open, it is aborted."""
 
@@ -264,6 +273,14 @@ class BlobStore(abc.ABC):
 
     @abc.abstractmethod
     def object_size(self, namespace: str, name: str) -> int | None: ...
+
+    @abc.abstractmethod
+    def delete_object(self, namespace: str, name: str) -> None:
+        """Remove an object (the collector's, under its row's lock); a missing object is no error."""
+
+    @abc.abstractmethod
+    def iter_objects(self, namespace: str) -> Iterator[StoredObject]:
+        """Every object stored in the namespace, in no particular order."""
 
     # ---------------------------------------------------------------- housekeeping
 

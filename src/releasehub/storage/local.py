@@ -20,6 +20,7 @@ from releasehub.storage.base import (
     Multipart,
     SpooledWriter,
     StoredBlob,
+    StoredObject,
     check_object_name,
     hash_file,
     is_sha256,
@@ -27,6 +28,7 @@ from releasehub.storage.base import (
 )
 
 _KEY = re.compile(r"^[A-Za-z0-9-]{1,200}$")
+_OBJECT = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _place(source: Path, target: Path) -> None:
@@ -170,6 +172,26 @@ class LocalBlobStore(BlobStore):
             return self._object_path(namespace, name).stat().st_size
         except FileNotFoundError:
             return None
+
+    def delete_object(self, namespace: str, name: str) -> None:
+        self._object_path(namespace, name).unlink(missing_ok=True)
+
+    def iter_objects(self, namespace: str) -> Iterator[StoredObject]:
+        check_object_name(namespace, "0" * 64)
+        folder = self.objects / namespace
+        if not folder.is_dir():
+            return
+        for first in sorted(folder.iterdir()):
+            if not first.is_dir() or len(first.name) != 2:
+                continue
+            for path in first.iterdir():
+                if not _OBJECT.match(path.name):
+                    continue
+                try:
+                    info = path.stat()
+                except FileNotFoundError:
+                    continue
+                yield StoredObject(path.name, info.st_size, datetime.fromtimestamp(info.st_mtime, timezone.utc))
 
     def sweep_temporary(self, older_than_seconds: float = 0) -> int:
         return sweep_folder(self.tmp, older_than_seconds)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from releasehub.errors import BadRequest, ChecksumMismatch, NotFound
-from releasehub.storage.base import BlobStore, BlobWriter, Multipart, StoredBlob, check_object_name
+from releasehub.storage.base import BlobStore, BlobWriter, Multipart, StoredBlob, StoredObject, check_object_name
 
 
 class MemoryBlobWriter(BlobWriter):
@@ -89,6 +89,7 @@ class MemoryBlobStore(BlobStore):
         self.blobs: dict[str, bytes] = {}
         self.modified: dict[str, datetime] = {}
         self.objects: dict[tuple[str, str], bytes] = {}
+        self.object_modified: dict[tuple[str, str], datetime] = {}
         self.uploads: dict[str, tuple[bytearray, dict[int, str]]] = {}
 
     def _put(self, sha256: str, data: bytes) -> None:
@@ -128,7 +129,9 @@ class MemoryBlobStore(BlobStore):
 
     def put_object(self, namespace: str, name: str, path: Path) -> None:
         check_object_name(namespace, name)
-        self.objects.setdefault((namespace, name), path.read_bytes())
+        if (namespace, name) not in self.objects:
+            self.objects[(namespace, name)] = path.read_bytes()
+            self.object_modified[(namespace, name)] = datetime.now(timezone.utc)
         path.unlink(missing_ok=True)
 
     def open_object(self, namespace: str, name: str) -> BinaryIO:
@@ -142,3 +145,14 @@ class MemoryBlobStore(BlobStore):
         check_object_name(namespace, name)
         data = self.objects.get((namespace, name))
         return None if data is None else len(data)
+
+    def delete_object(self, namespace: str, name: str) -> None:
+        check_object_name(namespace, name)
+        self.objects.pop((namespace, name), None)
+        self.object_modified.pop((namespace, name), None)
+
+    def iter_objects(self, namespace: str) -> Iterator[StoredObject]:
+        check_object_name(namespace, "0" * 64)
+        for (space, name), data in list(self.objects.items()):
+            if space == namespace:
+                yield StoredObject(name, len(data), self.object_modified[(space, name)])

@@ -26,6 +26,7 @@ from releasehub.storage.base import (
     Multipart,
     SpooledWriter,
     StoredBlob,
+    StoredObject,
     check_object_name,
     is_sha256,
     sweep_folder,
@@ -297,6 +298,19 @@ class S3BlobStore(BlobStore):
 
     def object_size(self, namespace: str, name: str) -> int | None:
         return self._size(self._object_key(namespace, name))
+
+    def delete_object(self, namespace: str, name: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._object_key(namespace, name))
+
+    def iter_objects(self, namespace: str) -> Iterator[StoredObject]:
+        check_object_name(namespace, "0" * 64)
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}objects/{namespace}/")
+        for page in pages:
+            for item in page.get("Contents", []):
+                name = item["Key"].rsplit("/", 1)[-1]
+                if is_sha256(name):
+                    yield StoredObject(name, int(item["Size"]), item["LastModified"].astimezone(timezone.utc))
 
     # ---------------------------------------------------------------- housekeeping
 

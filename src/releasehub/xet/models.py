@@ -1,5 +1,6 @@
 """Xet tables: verified xorbs with the server's own chunk index, who sent which xorb to which repo,
-and the files reconstructed from shards."""
+and the files reconstructed from shards. `XetFileXorb` holds a foreign key on its xorb, so that a
+xorb a file uses cannot be deleted (see releasehub.collector)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ class XetXorb(Base):
     packed_bytes: Mapped[int] = mapped_column(BigInteger)
     chunk_index: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When a client last had reason to rely on it (its upload, a shard using it, a dedup answer
+    # naming it): the client caches shards for three weeks and then names the xorb without
+    # sending it, so the collector keeps an unused xorb until this is older than the retention.
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 class XetXorbClaim(Base):
@@ -76,4 +81,4 @@ class XetFileXorb(Base):
 
     repo_id: Mapped[int] = mapped_column(ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True)
     file_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    xorb_hash: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    xorb_hash: Mapped[str] = mapped_column(ForeignKey("xet_xorbs.hash"), primary_key=True, index=True)

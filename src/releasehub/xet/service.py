@@ -8,6 +8,15 @@ xorb's own chunk hashes: proof that the client has the data) are right, the file
 from the chunk hashes is the declared one, and the reconstructed content hashes to the sha256
 the shard declares. Then the file is a blob like any other: `blobs` row, the uploader's claim in
 the repo, and the following commit names it as an `lfsFile`.
+
+Every request that lets a client rely on a xorb later refreshes its `last_used_at` (one UPDATE
+per request): its upload, also of a xorb the server had (`was_inserted: false`), a shard that uses
+it, and a dedup answer that names it (`touch_xorbs`). The collector removes only xorbs no file uses
+whose last use is older than the retention. As for blobs, the row comes before the bytes: a xorb's
+row is recorded (young) before its bytes are published, and a shard refreshes its xorbs' rows
+before it reads their bytes and again in the transaction that records the files using them, so a
+xorb is either left alone by the collector or found gone, and the shard is refused with a request
+to upload the xorb again.
 """
 
 from __future__ import annotations
@@ -15,16 +24,17 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from releasehub.db import utcnow
-from releasehub.errors import BadRequest, ChecksumMismatch, PayloadTooLarge
+from releasehub.errors import BadRequest, ChecksumMismatch, Conflict, NotFound, PayloadTooLarge
 from releasehub.repos import service as repos
 from releasehub.services import Services
 from releasehub.xet.hashing import file_hash, hash_from_hex, hash_hex, verification_hash
@@ -79,15 +89,26 @@ def store_xorb(services: Services, grant: CasGrant, hex_hash: str, expected: byt
     with open(spooled, "rb") as handle:
         index = read_xorb(handle, expected)
         os.fsync(handle.fileno())
+    now = utcnow()
+    # The row first, young (also when the xorb was stored before: the client now relies on it), so
+    # that the collector leaves the bytes alone from here on or has removed them before.
+    with services.db.session() as session:
+        insert = _insert(session)
+        row = insert(XetXorb).values(
+            hash=hex_hash, num_chunks=len(index.sizes), unpacked_bytes=index.unpacked_bytes,
+            packed_bytes=index.packed_bytes, chunk_index=index.pack(), created_at=now, last_used_at=now)
+        new = session.execute(row.on_conflict_do_update(index_elements=["hash"], set_={"last_used_at": now})
+                              .returning(XetXorb.created_at)).scalar_one() == now
     # Atomic in every store: the name holds a complete, verified xorb or nothing.
     services.store.put_object(XORBS, hex_hash, spooled)
     with services.db.session() as session:
         insert = _insert(session)
-        new = session.get(XetXorb, hex_hash) is None
-        session.execute(insert(XetXorb).values(
-            hash=hex_hash, num_chunks=len(index.sizes), unpacked_bytes=index.unpacked_bytes,
-            packed_bytes=index.packed_bytes, chunk_index=index.pack(), created_at=utcnow(),
-        ).on_conflict_do_nothing(index_elements=["hash"]))
+        # The row again, held to the end: a collector that removed it (and maybe the bytes) since
+        # the first statement is seen here, and none removes the bytes while the claims are written.
+        session.execute(row.on_conflict_do_update(index_elements=["hash"], set_={"last_used_at": utcnow()}))
+        if services.store.object_size(XORBS, hex_hash) is None:
+            raise Conflict(f"Xorb {hex_hash} was collected while it was being stored; nothing was stored. "
+                           "Upload it again.")
         claim = insert(XetXorbClaim).values(repo_id=grant.repo_id, user_id=grant.user_id, xorb_hash=hex_hash,
                                             received_bytes=index.packed_bytes, created_at=utcnow())
         session.execute(claim.on_conflict_do_update(
@@ -96,6 +117,37 @@ def store_xorb(services: Services, grant: CasGrant, hex_hash: str, expected: byt
         session.execute(insert(XetXorbSender).values(user_id=grant.user_id, xorb_hash=hex_hash, created_at=utcnow())
                         .on_conflict_do_nothing(index_elements=["user_id", "xorb_hash"]))
     return new
+
+
+def _touch(session: Session, hashes: Iterable[str], now: datetime) -> int:
+    """Mark stored xorbs as used now; returns how many of `hashes` are recorded."""
+    wanted = sorted(set(hashes))
+    found = 0
+    for start in range(0, len(wanted), 500):
+        done = session.execute(update(XetXorb).where(XetXorb.hash.in_(wanted[start:start + 500]))
+                               .values(last_used_at=now))
+        found += done.rowcount  # type: ignore[attr-defined]
+    return found
+
+
+def touch_xorbs(services: Services, hashes: Iterable[str]) -> int:
+    """Xorbs a client was just told it may name without sending (a dedup answer): they are used
+    now, and kept at least the retention from now. Call it before the answer leaves. Returns how
+    many of them are stored."""
+    with services.db.session() as session:
+        return _touch(session, hashes, utcnow())
+
+
+def _missing(session: Session, hashes: set[str]) -> set[str]:
+    stored = set(session.scalars(select(XetXorb.hash).where(XetXorb.hash.in_(sorted(hashes)))))
+    return (hashes - stored) or hashes
+
+
+def _gone(hashes: set[str]) -> BadRequest:
+    names = ", ".join(sorted(hashes)[:3]) + (" ..." if len(hashes) > 3 else "")
+    return BadRequest(f"Xorb {names} of this shard is no longer stored (xorbs no file uses are removed after "
+                      "RELEASEHUB_XET_RETENTION_SECONDS); nothing was stored. Upload the xorb again "
+                      "(POST /v1/xorbs/default/{hash}), then the shard.")
 
 
 def received_bytes(session: Session, repo_pk: int) -> int:
@@ -190,7 +242,10 @@ def _reconstruct(services: Services, verified: VerifiedFile, xorbs: dict[str, Xo
         for xorb_hex, start, end in verified.terms:
             handle = handles.get(xorb_hex)
             if handle is None:
-                handle = handles[xorb_hex] = services.store.open_object(XORBS, xorb_hex)
+                try:
+                    handle = handles[xorb_hex] = services.store.open_object(XORBS, xorb_hex)
+                except NotFound:
+                    raise _gone({xorb_hex}) from None
             handle.seek(xorbs[xorb_hex].offsets[start])
             for _, data in iter_chunks(handle, limit=end - start):
                 pending += data
@@ -233,6 +288,10 @@ def register_shard(services: Services, grant: CasGrant, body: bytes) -> int:
         verified.setdefault(checked.file_hash, checked)
     if not verified:
         return 0
+    # Before their bytes are read: the collector now leaves them for the retention, or removed them already.
+    with services.db.session() as session:
+        if _touch(session, named, utcnow()) < len(named):
+            raise _gone(_missing(session, named))
     with services.db.session() as session:
         known = dict(session.execute(
             select(XetFile.file_hash, XetFile.sha256).where(XetFile.file_hash.in_(list(verified))).distinct()
@@ -246,6 +305,10 @@ def register_shard(services: Services, grant: CasGrant, body: bytes) -> int:
                                    f"{checked.sha256} as the shard declares; nothing was stored.")
         _reconstruct(services, checked, xorbs)
     with services.db.session() as session:
+        # Again, holding the rows (PostgreSQL) or the write lock (SQLite) until the files using them
+        # are recorded: a xorb collected since the first touch refuses the shard.
+        if _touch(session, named, utcnow()) < len(named):
+            raise _gone(_missing(session, named))
         repos.insert_blob_rows(session, [(f.sha256, f.size) for f in verified.values()])
         repos.record_claims(session, grant.repo_id, grant.user_id, [f.sha256 for f in verified.values()])
         insert = _insert(session)
