@@ -6,6 +6,7 @@ migrations. SQLite runs in WAL mode so that readers never wait for a commit in p
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import threading
@@ -13,8 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
@@ -100,6 +100,115 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
 
 
+_COUNTER_SQL = "SELECT n FROM change_counter WHERE id = 1"
+
+
+class _LoopReads:
+    """One event loop's counter connection and the calls waiting for its next read."""
+
+    def __init__(self) -> None:
+        self.conn: Any = None
+        self.waiting: asyncio.Future[int | None] | None = None
+        self.busy = False
+
+    def finish(self) -> None:
+        """Close the connection without its event loop (which may be gone)."""
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.pgconn.finish()
+            self.conn = None
+
+
+class _CounterReader:
+    """Reads PostgreSQL's `change_counter` on connections of its own, in autocommit (each read is
+    its own snapshot, so it sees every change committed before it began) and outside the pool
+    (no checkout, no pre-ping, no rollback on return): one round trip. One blocking connection for
+    worker threads, one asynchronous connection per event loop for the request path, so that a
+    cache hit never leaves the loop. A connection that fails is dropped and the answer is None
+    (callers then read the rows themselves); the next call connects again."""
+
+    def __init__(self, url: Any) -> None:
+        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._sync: Any = None
+        self._sync_lock = threading.Lock()
+        # Per event loop: its connection and waiting calls. Connections of closed loops are
+        # finished (at the protocol level, which needs no loop) when the next call sees them.
+        self._loops: dict[asyncio.AbstractEventLoop, _LoopReads] = {}
+        self._loops_lock = threading.Lock()
+
+    def read(self) -> int | None:
+        import psycopg
+
+        with self._sync_lock:
+            try:
+                if self._sync is None or self._sync.closed:
+                    self._sync = psycopg.connect(self._conninfo, autocommit=True, prepare_threshold=0)
+                row = self._sync.execute(_COUNTER_SQL).fetchone()
+            except psycopg.Error:
+                self._close_sync()
+                return None
+            return None if row is None else int(row[0])
+
+    async def read_async(self) -> int | None:
+        """One query answers every call that arrived before it was sent (a call arriving while a
+        query is in flight waits for the next one, which sees every commit made before that call
+        began): under load, one round trip serves a batch of requests."""
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            with self._loops_lock:
+                for other in [other for other in self._loops if other.is_closed()]:
+                    self._loops.pop(other).finish()
+                state = self._loops.setdefault(loop, _LoopReads())
+        if state.waiting is None:
+            state.waiting = loop.create_future()
+            if not state.busy:
+                state.busy = True
+                loop.create_task(self._drain(state))
+        return await asyncio.shield(state.waiting)  # type: ignore[no-any-return]
+
+    async def _drain(self, state: _LoopReads) -> None:
+        import psycopg
+
+        batch: asyncio.Future[int | None] | None = None
+        try:
+            while state.waiting is not None:
+                batch, state.waiting = state.waiting, None
+                value: int | None = None
+                try:
+                    if state.conn is None or state.conn.closed:
+                        state.conn = await psycopg.AsyncConnection.connect(
+                            self._conninfo, autocommit=True, prepare_threshold=0)
+                    cursor = await state.conn.execute(_COUNTER_SQL)
+                    row = await cursor.fetchone()
+                    value = None if row is None else int(row[0])
+                except psycopg.Error:
+                    state.finish()
+                if not batch.done():
+                    batch.set_result(value)
+                batch = None
+        finally:
+            state.busy = False
+            for pending in (batch, state.waiting):
+                if pending is not None and not pending.done():
+                    pending.set_result(None)
+            state.waiting = None
+
+    def _close_sync(self) -> None:
+        if self._sync is not None:
+            with contextlib.suppress(Exception):
+                self._sync.close()
+            self._sync = None
+
+    def close(self) -> None:
+        with self._sync_lock:
+            self._close_sync()
+        with self._loops_lock:
+            for state in self._loops.values():
+                state.finish()
+            self._loops.clear()
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -110,20 +219,18 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._watch: sqlite3.Connection | None = None
         self._watch_lock = threading.Lock()
+        self._counter = None if self.inline_reads else _CounterReader(self.engine.url)
 
-    def data_version(self, connection: Connection | None = None) -> int | None:
+    def data_version(self) -> int | None:
         """A number that changes whenever a change the hot paths cache is committed (by this
         process's pool, the CLI, another worker or another replica), so that they may cache what
         they read while the number stays the same. SQLite: `PRAGMA data_version`, read on a
         connection of its own (it changes with any commit of another connection). PostgreSQL: the
-        `change_counter` row (one indexed read; on `connection` when given, the one that then reads
-        the rows). None where there is no such number (in-memory SQLite, a database whose counter
-        row is missing): read every time."""
-        if not self.inline_reads:
-            if connection is not None:
-                return connection.execute(_COUNTER).scalar()  # type: ignore[no-any-return]
-            with self.engine.connect() as own:
-                return own.execute(_COUNTER).scalar()  # type: ignore[no-any-return]
+        `change_counter` row, read on a connection of its own (`_CounterReader`). None where there
+        is no such number (in-memory SQLite, a database whose counter row is missing or cannot
+        be read now): read every time."""
+        if self._counter is not None:
+            return self._counter.read()
         with self._watch_lock:
             if self._watch is None:
                 path = self.engine.url.database
@@ -131,6 +238,13 @@ class Database:
                     return None
                 self._watch = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             return self._watch.execute("PRAGMA data_version").fetchone()[0]
+
+    async def data_version_async(self) -> int | None:
+        """`data_version` for the event loop: on PostgreSQL one round trip on the loop's own
+        connection, with no worker thread."""
+        if self._counter is not None:
+            return await self._counter.read_async()
+        return self.data_version()
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
@@ -149,6 +263,8 @@ class Database:
         upgrade(self.url)
 
     def dispose(self) -> None:
+        if self._counter is not None:
+            self._counter.close()
         with self._watch_lock:
             if self._watch is not None:
                 self._watch.close()
@@ -165,7 +281,6 @@ def _alembic_config(url: str):  # type: ignore[no-untyped-def]
     return config
 
 
-_COUNTER = text("SELECT n FROM change_counter WHERE id = 1")
 
 
 class VersionedCache:

@@ -9,6 +9,8 @@ requests with 206; HEAD answers from the database without touching the file.
 
 from __future__ import annotations
 
+import contextlib
+
 import mimetypes
 import os
 from dataclasses import dataclass
@@ -69,20 +71,25 @@ _rows = VersionedCache()
 _MISSING = ("missing",)
 
 
-def _lookup(services: Services, authorization: str | None, namespace: str, name: str, revision: str,
-            path: str) -> ResolvedFile:
+class _NeedsDatabase(Exception):
+    """A lookup that only the database can answer, made on the event loop: it moves to a worker
+    thread."""
+
+
+def _lookup(services: Services, version: int | None, cache_only: bool, authorization: str | None,
+            namespace: str, name: str, revision: str, path: str) -> ResolvedFile:
     db = services.db
     connection: Connection | None = None
 
     def connect() -> Connection:
         nonlocal connection
+        if cache_only:
+            raise _NeedsDatabase
         if connection is None:
             connection = db.engine.connect()
         return connection
 
     try:
-        version = db.data_version() if db.inline_reads else db.data_version(connect())
-
         def token_rows(secret_hash: str) -> Sequence[Any]:
             key = ("token", secret_hash)
             rows = _rows.get(version, key)
@@ -108,6 +115,8 @@ def _lookup(services: Services, authorization: str | None, namespace: str, name:
             connection.close()
     if found is None or found.commit_oid is None:
         # No such repo, or the revision is a tag or a commit sha: the general path.
+        if cache_only:
+            raise _NeedsDatabase
         return _lookup_any_revision(services, subject, namespace, name, revision, path)
     assert rules is not None  # set above whenever found is not None
     policy = RepoPolicy(f"{namespace}/{name}", namespace, found.visibility, found.gated, rules)
@@ -144,13 +153,20 @@ async def file_access(request: Request) -> ResolvedFile:
     params = request.path_params
     path = validate_path(decode_segment(params["path"]))
     services: Services = request.app.state.services
-    args = (services, request.headers.get("authorization"), params["namespace"], params["name"],
+    args = (request.headers.get("authorization"), params["namespace"], params["name"],
             decode_segment(params["revision"]), path)
-    if services.db.inline_reads:
+    db = services.db
+    if db.inline_reads:
         # SQLite in WAL mode: two indexed reads that never wait for a writer take less time
         # than the hop to a worker thread.
-        return _lookup(*args)
-    return await run_in_threadpool(_lookup, *args)
+        return _lookup(services, db.data_version(), False, *args)
+    # PostgreSQL: the change signal is one round trip on the loop's own connection; when the
+    # cache holds the rows, that is all the database sees of this request.
+    version = await db.data_version_async()
+    if version is not None:
+        with contextlib.suppress(_NeedsDatabase):
+            return _lookup(services, version, True, *args)
+    return await run_in_threadpool(_lookup, services, version, False, *args)
 
 
 file_access.permission = Permission.REPO_DOWNLOAD  # type: ignore[attr-defined]
