@@ -4,8 +4,9 @@ Each example sets a random staged and tiered policy on a real server, gives the 
 random grant, and asks every read path (tree, siblings, paths-info, search, resolve) which
 files exist; the answer must be exactly the files that the pure `file_visible` allows. The
 commit list names no hidden file, and from a repo of their own the subject can neither learn
-that the server holds a file's content (the LFS batch asks for the bytes) nor name it in a
-commit (a cross-repo reference), whatever they may see.
+that the server holds a file's content (the LFS batch asks for the bytes; the single-pass
+upload declaring its sha256 answers as for a hash never stored) nor name it in a commit (a
+cross-repo reference), whatever they may see.
 """
 
 from __future__ import annotations
@@ -119,6 +120,17 @@ def test_no_endpoint_reveals_what_decide_hides(server: Any, api: HfApi, owner: t
             "Authorization": f"Bearer {token}"}, json={"operation": "upload", "objects": [
                 {"oid": oid, "size": len(STAGED_FILES[p])} for p, oid in oids.items()]}).json()
         assert all("actions" in o for o in batch["objects"]), batch
+        # Declaring a file's sha256 to the single-pass upload (`/blobs?sha256=`) with other bytes
+        # answers exactly as for a hash the server never stored, and claims nothing (the commit
+        # below is still refused).
+        never = "0" * 64
+        for oid in oids.values():
+            answers = [httpx.post(f"{server.url}/api/models/{own}/blobs", params={"size": 5, "sha256": named},
+                                  content=b"other", headers={"Authorization": f"Bearer {token}"})
+                       for named in (oid, never)]
+            assert [a.status_code for a in answers] == [400, 400], [a.text for a in answers]
+            assert answers[0].text.replace(oid, never) == answers[1].text
+            assert answers[0].headers["X-Error-Message"].replace(oid, never) == answers[1].headers["X-Error-Message"]
         lines = [{"key": "header", "value": {"summary": "claim"}}] + [
             {"key": "lfsFile", "value": {"path": f"f{i}", "oid": oid, "size": len(STAGED_FILES[p])}}
             for i, (p, oid) in enumerate(oids.items())]

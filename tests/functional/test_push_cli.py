@@ -94,6 +94,40 @@ def test_push_uploads_a_folder_with_progress(server, owner, tmp_path: Path) -> N
     assert "nothing to push" in same.stdout and "upload" not in same.stdout
 
 
+def test_push_of_changed_weights_declares_their_hash_and_reuses_stored_blobs(server, owner, tmp_path: Path) -> None:
+    """A changed LFS file is hashed to find that it changed; push then sends it with `sha256=` and,
+    when the repo already has that blob (an older version brought back), does not send it again.
+    Another repo's blob of the same content is sent again: existing elsewhere grants nothing."""
+    user, token = owner
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    weights = folder / "model.safetensors"
+    first, second = os.urandom(2 * 1024 * 1024), os.urandom(2 * 1024 * 1024)
+    repo_id = f"{user}/reuse-{uuid.uuid4().hex[:6]}"
+    weights.write_bytes(first)
+    assert _push(_env(server, token), str(folder), repo_id).returncode == 0
+    weights.write_bytes(second)
+    changed = _push(_env(server, token), str(folder), repo_id)
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    assert "pushed 1 changed files of 1" in changed.stdout and "not sent again" not in changed.stdout
+    weights.write_bytes(first)  # back to the first version: the repo has that blob
+    back = _push(_env(server, token), str(folder), repo_id)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "1 of them already on the server (not sent again)" in back.stdout.replace("\n", "")
+    got = httpx.get(f"{server.url}/{repo_id}/resolve/main/model.safetensors", timeout=60).content
+    assert hashlib.sha256(got).digest() == hashlib.sha256(first).digest()
+
+    # Another repo whose head has `second` at the same path: `first` exists on the server, but not
+    # for this repo, so it is sent.
+    other = f"{user}/reuse-other-{uuid.uuid4().hex[:6]}"
+    weights.write_bytes(second)
+    assert _push(_env(server, token), str(folder), other).returncode == 0
+    weights.write_bytes(first)
+    fresh = _push(_env(server, token), str(folder), other)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert "pushed 1 changed files of 1" in fresh.stdout and "not sent again" not in fresh.stdout
+
+
 def test_push_private_repo(server, owner, tmp_path: Path) -> None:
     user, token = owner
     (tmp_path / "a.txt").write_text("secret")

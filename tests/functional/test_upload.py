@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -344,6 +345,74 @@ def test_single_pass_blob_upload_endpoint(server, owner, repo_id) -> None:  # ty
 
     anonymous = _httpx.post(url, params={"size": len(data)}, content=data, timeout=30)
     assert anonymous.status_code == 401
+
+
+def _commit_lfs(server, token: str, repo_id: str, path: str, oid: str, size: int) -> httpx.Response:
+    lines = [{"key": "header", "value": {"summary": "name a blob"}},
+             {"key": "lfsFile", "value": {"path": path, "algo": "sha256", "oid": oid, "size": size}}]
+    return httpx.post(f"{server.url}/api/models/{repo_id}/commit/main", headers=_auth(token), timeout=30,
+                      content=b"\n".join(json.dumps(line).encode() for line in lines))
+
+
+def test_blob_upload_with_a_declared_sha256(server, owner, repo_id) -> None:  # type: ignore[no-untyped-def]
+    """`POST .../blobs?sha256=` (what push sends when it hashed a changed file anyway): the right
+    bytes are stored and committable; other bytes, or a malformed hash, answer 400 and store and
+    claim nothing, so a commit naming the declared hash is refused."""
+    _, token = owner
+    url = f"{server.url}/api/models/{repo_id}/blobs"
+    store = server.blob_store()
+    data = b"declared and right" * 4096
+    right = hashlib.sha256(data).hexdigest()
+    ok = httpx.post(url, params={"size": len(data), "sha256": right}, content=data, headers=_auth(token), timeout=30)
+    assert ok.status_code == 200, ok.text
+    assert ok.json() == {"oid": right, "size": len(data)}
+    assert _commit_lfs(server, token, repo_id, "right.bin", right, len(data)).status_code == 200
+    assert _read(server, repo_id, "right.bin", token=token) == data
+
+    # The client claims the hash of bytes it never sent: the server's own hash decides.
+    claimed = hashlib.sha256(b"content the client never sent" * 1000).hexdigest()
+    other = b"other bytes of the same size".ljust(len(b"content the client never sent" * 1000), b"!")
+    wrong = httpx.post(url, params={"size": len(other), "sha256": claimed}, content=other, headers=_auth(token),
+                       timeout=30)
+    assert wrong.status_code == 400 and wrong.headers["X-Error-Code"] == "ChecksumMismatch", wrong.text
+    assert claimed in wrong.headers["X-Error-Message"]
+    assert not store.exists(claimed) and not store.exists(hashlib.sha256(other).hexdigest())
+    refused = _commit_lfs(server, token, repo_id, "claimed.bin", claimed, len(other))
+    assert refused.status_code == 400, refused.text
+    # Nor may the bytes that were sent be named: they were discarded with their claim.
+    assert _commit_lfs(server, token, repo_id, "other.bin", hashlib.sha256(other).hexdigest(),
+                       len(other)).status_code == 400
+
+    for bad in ("ABC", "g" * 64, right.upper()):
+        malformed = httpx.post(url, params={"size": len(data), "sha256": bad}, content=data, headers=_auth(token),
+                               timeout=30)
+        assert malformed.status_code in (400, 422), (bad, malformed.text)
+
+
+def test_truncated_blob_upload_stores_nothing(server, owner, repo_id) -> None:  # type: ignore[no-untyped-def]
+    """A body that ends before its Content-Length (the connection closes) is discarded: nothing is
+    stored and nothing can be committed, whether or not the client declared the sha256."""
+    import socket
+    from urllib.parse import urlsplit
+
+    _, token = owner
+    whole = os.urandom(3 * 1024 * 1024)
+    sha = hashlib.sha256(whole).hexdigest()
+    address = urlsplit(server.url)
+    for query in (f"size={len(whole)}", f"size={len(whole)}&sha256={sha}"):
+        with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+            sock.sendall((f"POST /api/models/{repo_id}/blobs?{query} HTTP/1.1\r\nHost: {address.netloc}\r\n"
+                          f"Authorization: Bearer {token}\r\nContent-Length: {len(whole)}\r\n\r\n").encode())
+            sock.sendall(whole[: len(whole) // 2])
+            sock.shutdown(socket.SHUT_WR)
+            sock.recv(65536)  # the server's answer, or the close
+    # A later upload of the whole file works, so the server finished with the cut one.
+    ok = httpx.post(f"{server.url}/api/models/{repo_id}/blobs", params={"size": 5}, content=b"after",
+                    headers=_auth(token), timeout=30)
+    assert ok.status_code == 200
+    assert not server.blob_store().exists(sha)
+    assert not server.blob_store().exists(hashlib.sha256(whole[: len(whole) // 2]).hexdigest())
+    assert _commit_lfs(server, token, repo_id, "cut.bin", sha, len(whole)).status_code == 400
 
 
 def test_delete_repo(server, api, repo_id) -> None:  # type: ignore[no-untyped-def]

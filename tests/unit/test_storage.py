@@ -74,6 +74,90 @@ def test_local_aborted_writer_leaves_no_temporary(tmp_path: Path) -> None:
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
+def test_large_writes_in_pieces_hash_every_byte_in_order(store: BlobStore) -> None:
+    """Pieces large enough for the hashing thread, mixed with small ones and with a memoryview of a
+    buffer the caller reuses at once: the digest is that of the bytes in the order written."""
+    pieces = [bytes([n]) * (1536 * 1024 + n) for n in range(6)]
+    reused = bytearray(b"r" * (2 * 1024 * 1024))
+    expected = hashlib.sha256()
+    with store.writer(expected_size=sum(map(len, pieces)) + 2 * len(reused) + 3) as writer:
+        writer.write(b"abc")
+        expected.update(b"abc")
+        writer.write_many(pieces[:3])
+        writer.write(memoryview(reused))
+        expected.update(b"".join(pieces[:3]) + bytes(reused))
+        reused[:] = b"s" * len(reused)  # the writer must not see this change in what it hashed before
+        writer.write_many([*pieces[3:], memoryview(reused)])
+        expected.update(b"".join(pieces[3:]) + bytes(reused))
+        digest = writer.commit()
+    assert digest == expected.hexdigest()
+    assert hashlib.sha256(store.read_bytes(digest)).hexdigest() == digest
+
+
+def test_large_mismatch_and_abort_publish_nothing(store: BlobStore) -> None:
+    data = [b"x" * (4 * 1024 * 1024)] * 3
+    with store.writer() as writer:
+        writer.write_many(data)
+        with pytest.raises(ChecksumMismatch):
+            writer.commit("0" * 64)
+    assert not store.exists(_sha(b"".join(data)))
+    writer = store.writer()
+    writer.write_many(data)
+    writer.abort()  # with the hashing thread still holding pieces
+    writer.abort()
+    assert not store.exists(_sha(b"".join(data)))
+
+
+def test_threaded_hash_keeps_what_a_reused_buffer_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hashing thread runs behind the writer: a piece in a buffer that the caller refills once
+    `update` returns is hashed as it was then (held back here until the refill is done)."""
+    import threading
+
+    from releasehub.storage import base
+
+    gate = threading.Event()
+    real = hashlib.sha256
+
+    class Gated:
+        def __init__(self) -> None:
+            self.inner = real()
+
+        def update(self, data: bytes) -> None:
+            gate.wait(30)
+            self.inner.update(data)
+
+        def hexdigest(self) -> str:
+            return self.inner.hexdigest()
+
+    monkeypatch.setattr(base.hashlib, "sha256", Gated)
+    hasher = base.ThreadedSha256()
+    buffer = bytearray(b"a" * (2 * 1024 * 1024))
+    hasher.update([memoryview(buffer)])
+    buffer[:] = b"b" * len(buffer)
+    gate.set()
+    assert hasher.hexdigest() == real(b"a" * len(buffer)).hexdigest()
+
+
+def test_local_writes_survive_partial_writev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`writev` may write less than asked: the rest is written, in order, by the next calls."""
+    import os
+
+    from releasehub.storage import base
+
+    real = os.writev
+
+    def short(fd: int, buffers: list[memoryview]) -> int:
+        return real(fd, [bytes(buffers[0])[: max(1, len(buffers[0]) // 3)]])
+
+    monkeypatch.setattr(base.os, "writev", short)
+    store = LocalBlobStore(tmp_path / "blobs", tmp_path / "tmp", tmp_path / "objects")
+    pieces = [bytes([n]) * 70_001 for n in range(5)]
+    with store.writer() as writer:
+        writer.write_many(pieces)
+        digest = writer.commit()
+    assert store.read_bytes(digest) == b"".join(pieces)
+
+
 def test_local_sweep_removes_leftovers(tmp_path: Path) -> None:
     store = LocalBlobStore(tmp_path / "blobs", tmp_path / "tmp")
     (tmp_path / "tmp" / "upload-crashed").write_bytes(b"x")

@@ -2,7 +2,7 @@
 
 `releasehub analyze|compare|paper` are client commands that people run many times in a row,
 so they start without importing the server side (database, access, accounts): `main` builds
-an app of just those commands for them. Every other invocation, and `app` for tests, is the whole CLI.
+an app of just those commands for them, and one of `push` alone for `releasehub push`. Every other invocation, and `app` for tests, is the whole CLI.
 """
 
 from __future__ import annotations
@@ -99,6 +99,14 @@ def _run(app: typer.Typer) -> None:
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "push":  # `push` of a large file is timed whole (bench/upload.py)
+        from releasehub.cli.push import push
+
+        pushing = _typer()
+        pushing.callback()(lambda: None)  # a group, so that `push` stays the subcommand's name
+        pushing.command("push")(push)
+        _run(pushing)
+        return
     if len(sys.argv) > 1 and sys.argv[1] in CLIENT_COMMANDS:
         client = _typer()
         _add_client_commands(client)

@@ -31,7 +31,7 @@ from releasehub.storage import BlobWriter, Multipart, is_sha256
 router = APIRouter(tags=["upload"])
 
 LFS_MEDIA_TYPE = "application/vnd.git-lfs+json"
-WRITE_BATCH = 4 * 1024 * 1024
+WRITE_BATCH = 8 * 1024 * 1024
 
 
 # ---------------------------------------------------------------- preupload
@@ -180,31 +180,41 @@ def lfs_batch(
 # ---------------------------------------------------------------- LFS transfers
 
 
-async def _batched(request: Request) -> AsyncIterator[bytes]:
-    """The request body in pieces of about WRITE_BATCH bytes, so hashing runs off the event loop
-    in few, large calls."""
+async def _pieces(request: Request) -> AsyncIterator[list[bytes]]:
+    """The request body as lists of the pieces the server received, about WRITE_BATCH bytes a
+    list, so that the work on them runs off the event loop in few, large calls (and the pieces
+    are never copied into one buffer)."""
     pieces: list[bytes] = []
     held = 0
     async for chunk in request.stream():
+        if not chunk:
+            continue
         pieces.append(chunk)
         held += len(chunk)
         if held >= WRITE_BATCH:
-            yield b"".join(pieces)
-            pieces.clear()
+            yield pieces
+            pieces = []
             held = 0
     if pieces:
-        yield b"".join(pieces)
+        yield pieces
+
+
+async def _batched(request: Request) -> AsyncIterator[bytes]:
+    """The request body in pieces of about WRITE_BATCH bytes (for callers that want one buffer)."""
+    async for pieces in _pieces(request):
+        yield pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 async def stream_into(request: Request, writer: BlobWriter) -> None:
-    """Feed the body to `writer`, hashing and writing one piece in a worker thread while the
-    next piece is being received, so that receiving and hashing overlap."""
+    """Feed the body to `writer`: each batch is written in a worker thread while the next one is
+    being received (and the writer hashes in a thread of its own), so that receiving, hashing and
+    writing overlap."""
     pending: asyncio.Future[None] | None = None
     try:
-        async for piece in _batched(request):
+        async for pieces in _pieces(request):
             if pending is not None:
                 await pending
-            pending = asyncio.ensure_future(run_in_threadpool(writer.write, piece))
+            pending = asyncio.ensure_future(run_in_threadpool(writer.write_many, pieces))
         if pending is not None:
             await pending
             pending = None
@@ -266,12 +276,17 @@ async def lfs_upload(
 
 @router.post("/api/models/{namespace}/{name}/blobs")
 async def upload_blob(
-    request: Request, size: int = Query(ge=0), ctx: RepoContext = Depends(repo_access(Permission.REPO_WRITE)),
+    request: Request, size: int = Query(ge=0), sha256: str | None = Query(None, max_length=64),
+    ctx: RepoContext = Depends(repo_access(Permission.REPO_WRITE)),
 ) -> dict[str, Any]:
     """Store a file of a coming commit in one pass: the server hashes it while it streams in
     and answers its sha256, to name in the commit as an `lfsFile`. (The LFS protocol needs
-    the hash before the upload, which costs the client a second read of every file.) The blob
-    is invisible until a commit names it."""
+    the hash before the upload, which costs the client a second read of every file.) A client
+    that knows the hash already may send it as `sha256`: other bytes are then refused (400,
+    ChecksumMismatch) and nothing is stored. Either way the hash that counts is the server's.
+    The blob is invisible until a commit names it."""
+    if sha256 is not None and not is_sha256(sha256):
+        raise BadRequest("sha256 must be 64 lowercase hex digits.")
     services = ctx.services
     repo_pk, user_pk = ctx.repo.id, ctx.subject.user_id or 0
     # The repo check is done; release the request's database connection during a long upload.
@@ -279,7 +294,7 @@ async def upload_blob(
     writer = services.store.writer(max_bytes=services.settings.max_file_bytes, expected_size=size)
     try:
         await stream_into(request, writer)
-        oid = await run_in_threadpool(_finish_upload, services, writer, None, repo_pk, user_pk)
+        oid = await run_in_threadpool(_finish_upload, services, writer, sha256, repo_pk, user_pk)
     finally:
         writer.abort()
     return {"oid": oid, "size": size}

@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from releasehub.errors import BadRequest, ChecksumMismatch, NotFound
-from releasehub.storage.base import BlobStore, BlobWriter, Multipart, StoredBlob, StoredObject, check_object_name
+from releasehub.storage.base import (
+    BlobStore,
+    BlobWriter,
+    Chunk,
+    Multipart,
+    StoredBlob,
+    StoredObject,
+    check_object_name,
+)
 
 
 class MemoryBlobWriter(BlobWriter):
@@ -19,7 +27,7 @@ class MemoryBlobWriter(BlobWriter):
         self._buffer: io.BytesIO | None = io.BytesIO()
         self._data: bytes | None = None
 
-    def _write(self, chunk: bytes) -> None:
+    def _write(self, chunk: Chunk) -> None:
         assert self._buffer is not None
         self._buffer.write(chunk)
 
