@@ -19,7 +19,7 @@ from releasehub.xet.hashing import (
 )
 from releasehub.xet.shard import BOOKEND, HEADER_TAG, FileInfo, Term, build_shard, parse_shard
 from releasehub.xet.xorb import (
-    BG4_LZ4, LZ4, NONE, ChunkHeader, XorbIndex, bg4_group, bg4_regroup, build_xorb, read_xorb,
+    BG4_LZ4, LZ4, NONE, ChunkHeader, XorbIndex, bg4_group, bg4_regroup, build_xorb, iter_unpacked, read_xorb,
 )
 
 CHUNK = 128 * 1024  # the chunker's largest chunk: runs of one byte value are cut at this size
@@ -89,6 +89,23 @@ def test_xorb_is_read_and_indexed(scheme: int) -> None:
     assert index.chunk_hashes == [h for h, _ in pairs]
     assert index.offsets[0] == 0 and index.packed_bytes == len(body)
     assert XorbIndex.unpack(index.hash, index.pack(), index.packed_bytes) == index
+
+
+@pytest.mark.parametrize("scheme", [NONE, LZ4, BG4_LZ4])
+def test_stored_chunks_are_read_back_in_batches_of_bounded_reads(scheme: int) -> None:
+    chunks = _chunks()
+    body = build_xorb(chunks, scheme)
+    index = read_xorb(io.BytesIO(body), xorb_hash([(chunk_hash(c), len(c)) for c in chunks]))
+    for start, end in [(0, len(chunks)), (1, 3), (len(chunks) - 1, len(chunks))]:
+        for span in (1, 2 * CHUNK, 1 << 30):  # one chunk per read, a few, the whole range
+            batches = [bytes(batch) for batch in iter_unpacked(io.BytesIO(body), index, start, end, span_bytes=span)]
+            assert b"".join(batches) == b"".join(chunks[start:end])
+            if span == 1:
+                assert len(batches) == end - start
+    damaged = bytearray(body)
+    damaged[index.offsets[2] + 5] ^= 1  # chunk 2's declared unpacked size
+    with pytest.raises(BadRequest, match="chunk 2|Chunk 2"):
+        b"".join(iter_unpacked(io.BytesIO(bytes(damaged)), index, 0, len(chunks)))
 
 
 def test_byte_grouping_layout() -> None:

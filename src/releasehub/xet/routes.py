@@ -151,17 +151,21 @@ async def upload_xorb(
     try:
         with os.fdopen(fd, "wb") as handle:
             received = 0
-            pending = bytearray()
+            # The pieces as they arrived, written in batches by a worker thread: large pieces go
+            # from the buffered writer to the file without being joined or copied first.
+            pending: list[bytes] = []
+            batched = 0
             async for piece in request.stream():
                 received += len(piece)
                 if received > limit:
                     raise PayloadTooLarge(f"A xorb may have at most {limit} bytes; nothing was stored.")
-                pending += piece
-                if len(pending) >= WRITE_BATCH:
-                    await run_in_threadpool(handle.write, bytes(pending))
-                    pending.clear()
+                pending.append(piece)
+                batched += len(piece)
+                if batched >= WRITE_BATCH:
+                    await run_in_threadpool(handle.writelines, pending)
+                    pending, batched = [], 0
             if pending:
-                await run_in_threadpool(handle.write, bytes(pending))
+                await run_in_threadpool(handle.writelines, pending)
         inserted = await run_in_threadpool(service.store_xorb, services, grant, oid, expected, spooled)
     finally:
         spooled.unlink(missing_ok=True)

@@ -42,7 +42,7 @@ from releasehub.xet import reuse
 from releasehub.xet.models import XetFile, XetFileXorb, XetXorb, XetXorbClaim, XetXorbSender
 from releasehub.xet.shard import FileInfo, parse_shard
 from releasehub.xet.tokens import CasGrant
-from releasehub.xet.xorb import MAX_CHUNKS, XorbIndex, iter_chunks, read_xorb
+from releasehub.xet.xorb import MAX_CHUNKS, XorbIndex, iter_unpacked, read_xorb
 
 WRITE_BATCH = 4 * 1024 * 1024
 # Chunks that one shard's terms may name, all files together: bounds the hashing a shard costs
@@ -238,7 +238,6 @@ def _reconstruct(services: Services, verified: VerifiedFile, xorbs: dict[str, Xo
     writer = services.store.writer(max_bytes=services.settings.max_file_bytes, expected_size=verified.size)
     handles: dict[str, BinaryIO] = {}
     try:
-        pending = bytearray()
         for xorb_hex, start, end in verified.terms:
             handle = handles.get(xorb_hex)
             if handle is None:
@@ -246,14 +245,8 @@ def _reconstruct(services: Services, verified: VerifiedFile, xorbs: dict[str, Xo
                     handle = handles[xorb_hex] = services.store.open_object(XORBS, xorb_hex)
                 except NotFound:
                     raise _gone({xorb_hex}) from None
-            handle.seek(xorbs[xorb_hex].offsets[start])
-            for _, data in iter_chunks(handle, limit=end - start):
-                pending += data
-                if len(pending) >= WRITE_BATCH:
-                    writer.write(bytes(pending))
-                    pending.clear()
-        if pending:
-            writer.write(bytes(pending))
+            for data in iter_unpacked(handle, xorbs[xorb_hex], start, end):
+                writer.write(data)
         try:
             writer.finish(verified.sha256)
         except ChecksumMismatch as exc:
