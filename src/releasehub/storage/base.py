@@ -46,7 +46,7 @@ HASH_BATCH = 8 * 1024 * 1024
 THREADED_HASH_FROM = 1024 * 1024
 # Batches the hashing thread may hold before a write waits for it (a bound on memory: the sender
 # is slowed down by TCP instead of the body piling up in the server).
-HASH_QUEUE_DEPTH = 4
+HASH_QUEUE_DEPTH = 2
 # Every this many bytes written, the kernel is asked to start writing them to disk.
 WRITEBACK_STEP = 32 * 1024 * 1024
 _IOV_MAX = 512
