@@ -142,19 +142,17 @@ def iter_chunks(stream: BinaryIO, limit: int | None = None) -> Iterator[tuple[in
 
 
 def iter_unpacked(stream: BinaryIO, index: XorbIndex, start: int, end: int,
-                  span_bytes: int = 8 * 1024 * 1024) -> Iterator[memoryview]:
+                  span_bytes: int = 8 * 1024 * 1024) -> Iterator[bytes]:
     """The unpacked data of chunks [start, end) of a stored xorb, in batches: each batch one read
-    of at most `span_bytes` of the xorb (at least one chunk), its chunks unpacked one after the
-    other. Each batch is a view of a buffer reused for the next one: consume it before asking for
-    the next (the reads go into memory already touched, which costs a fraction of fresh
-    allocations). The xorb was verified when stored; every header is still checked against the
-    server's index, and decompression stays bounded, so a damaged file fails here rather than
-    producing other bytes."""
+    of at most `span_bytes` of the xorb (at least one chunk) into a buffer reused for every read
+    (memory already touched costs a fraction of fresh allocations), its chunks unpacked and joined
+    into one new `bytes` (the only copy; the blob writer's hashing thread takes it as it is). The
+    xorb was verified when stored; every header is still checked against the server's index, and
+    decompression stays bounded, so a damaged file fails here rather than producing other bytes."""
     offsets = index.offsets
     largest = max(_chunk_end(index, n) - offsets[n] for n in range(start, end)) if end > start else 0
     raw = bytearray(max(span_bytes, largest))
-    out = bytearray(max(len(raw), MAX_CHUNK_BYTES))
-    raw_view, out_view = memoryview(raw), memoryview(out)
+    raw_view = memoryview(raw)
     chunk = start
     while chunk < end:
         first = offsets[chunk]
@@ -166,21 +164,16 @@ def iter_unpacked(stream: BinaryIO, index: XorbIndex, start: int, end: int,
         got = stream.readinto(raw_view[:length])  # type: ignore[attr-defined]
         if got != length:
             raise BadRequest(f"Stored xorb {index.hash.hex()} ends before its chunk {last - 1}.")
-        filled = 0
+        pieces: list[bytes | memoryview] = []
         for number in range(chunk, last):
             at = offsets[number] - first
             header = ChunkHeader.parse(bytes(raw_view[at:at + HEADER_SIZE]))
             check_header(header, number)
             packed = raw_view[at + HEADER_SIZE:at + HEADER_SIZE + header.packed_size]
-            size = index.sizes[number]
-            if header.size != size or len(packed) != header.packed_size:
+            if header.size != index.sizes[number] or len(packed) != header.packed_size:
                 raise BadRequest(f"Stored chunk {number} of xorb {index.hash.hex()} does not match its index.")
-            if filled + size > len(out):
-                yield out_view[:filled]
-                filled = 0
-            out_view[filled:filled + size] = unpack_chunk(header, packed, number)
-            filled += size
-        yield out_view[:filled]
+            pieces.append(unpack_chunk(header, packed, number))
+        yield b"".join(pieces)
         chunk = last
 
 
