@@ -117,4 +117,5 @@ def test_xorb_links_answer_alike_for_stored_and_unknown_xorbs(server: ServerProc
     # The signed link itself serves its bytes: the refusals above are the link's, not the store's.
     good = RangeLink(f.xorb_hash, (first,), now + 600)
     served = httpx.get(url(f.xorb_hash, f"{first[0]}-{first[1]}", good.expires, good.sign(key)))
-    assert served.status_code == 200 and served.content == f.xorb[first[0]:first[1] + 1]
+    assert served.status_code == 200, (served.status_code, served.headers.get("x-error-message"))
+    assert served.content == f.xorb[first[0]:first[1] + 1]
