@@ -112,9 +112,26 @@ def _subject(session: Any, user: str) -> Any:
     return Subject(user_id=row.id, name=row.name, is_admin=row.is_admin, scope="write", org_roles=roles)
 
 
+@pytest.fixture(scope="session")
+def web_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A PostgreSQL database of the web tests' own. They empty its tables before each test, which
+    must never touch the database the session's servers share: emptying that one replaced the
+    signing key under a running server (its xorb links then failed the tests that sign their own)."""
+    import psycopg
+
+    base, name = postgres_url.rsplit("/", 1)
+    web = f"{name}_web"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{web}"')
+        conn.execute(f'CREATE DATABASE "{web}"')
+    yield f"{base}/{web}"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{web}" WITH (FORCE)')
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
-    database_url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
+    database_url = request.getfixturevalue("web_postgres_url") if request.param == "postgres" else ""
     settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
     services = Services.build(settings)
     if database_url:
@@ -128,7 +145,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
 
 
 def _empty_postgres(services: Services) -> None:
-    """The PostgreSQL database is shared by the session's tests: start each from empty tables."""
+    """The web tests' PostgreSQL database is shared by them all: start each from empty tables."""
     from releasehub.db import Base
 
     with services.db.engine.begin() as conn:
