@@ -49,19 +49,9 @@ def test_data_version_moves_with_every_commit_elsewhere_and_only_then(tmp_path: 
         db.dispose()
 
 
-@pytest.mark.postgres
-def test_no_data_version_on_unmigrated_postgresql(postgres_url: str) -> None:
-    """A database without the counter row (not migrated) has no such number: read every time."""
-    db = Database(postgres_url)
-    try:
-        assert db.data_version() is None
-    finally:
-        db.dispose()
-
-
 @pytest.fixture()
-def migrated_postgres(postgres_url: str) -> Iterator[str]:
-    """A migrated database of its own (the session's shared one is left as other tests expect)."""
+def empty_postgres(postgres_url: str) -> Iterator[str]:
+    """An empty database of this test's own (the session's shared one is migrated by its servers)."""
     import psycopg
 
     name = f"{postgres_url.rsplit('/', 1)[1]}_counter"
@@ -69,11 +59,25 @@ def migrated_postgres(postgres_url: str) -> Iterator[str]:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
-    upgrade(url)
-    yield url
+    yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture()
+def migrated_postgres(empty_postgres: str) -> str:
+    upgrade(empty_postgres)
+    return empty_postgres
+
+
+@pytest.mark.postgres
+def test_no_data_version_on_unmigrated_postgresql(empty_postgres: str) -> None:
+    """A database without the counter row (not migrated) has no such number: read every time."""
+    db = Database(empty_postgres)
+    try:
+        assert db.data_version() is None
+    finally:
+        db.dispose()
 
 
 @pytest.mark.postgres
