@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -41,3 +42,29 @@ def test_flags_show_no_value_type(command: list[str], monkeypatch: pytest.Monkey
     assert returncode == 0, stderr
     assert "--help" in stdout
     assert "<bool>" not in stdout  # `--json`, not `--json <bool>`: a flag takes no value
+
+
+def _every_command() -> list[list[str]]:
+    import typer.main
+
+    from releasehub.cli.main import build_app
+
+    found: list[list[str]] = []
+
+    def walk(command: Any, path: list[str]) -> None:  # typer's own click: a group has `commands`
+        found.append(path)
+        if hasattr(command, "commands"):
+            for name, sub in sorted(command.commands.items()):
+                walk(sub, [*path, name])
+
+    walk(typer.main.get_command(build_app()), [])
+    return found[1:]
+
+
+@pytest.mark.parametrize("command", _every_command(), ids=" ".join)
+def test_every_commands_help_renders(command: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Help texts are rich markup: a bracket in one (`s3://BUCKET[/PREFIX]`) must be escaped, or
+    `--help` of that command crashes with a MarkupError instead of printing."""
+    returncode, stdout, stderr = _help_in_process(command, monkeypatch)
+    assert returncode == 0, stderr
+    assert "Usage:" in stdout and "--help" in stdout, stdout

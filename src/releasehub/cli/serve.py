@@ -67,7 +67,7 @@ def serve(
     data_dir: Optional[Path] = DataDirOption,
     database_url: Optional[str] = DatabaseUrlOption,
     storage_url: Optional[str] = typer.Option(
-        None, "--storage-url", help="Where blobs live: file:///DIR or s3://BUCKET[/PREFIX] "
+        None, "--storage-url", help="Where blobs live: file:///DIR or s3://BUCKET\\[/PREFIX] "
                                     "(default: $RELEASEHUB_STORAGE_URL, else blobs/ in the data dir)."),
 ) -> None:
     """Start the server (SQLite and local blobs in the data dir unless --database-url or --storage-url say)."""
