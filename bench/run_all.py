@@ -772,6 +772,11 @@ def section_xet_upload(res: dict) -> list[str]:
         f"| first Xet upload / 1%-changed re-upload, wall time | **{res['reupload_ratio']:.2f}x** "
         f"({res['first_xet_s']:.2f} s / {res['reupload_s']:.2f} s) | >= {res['reupload_goal']:g}x | "
         f"{ok(res['reupload_met'])} |",
+        *([f"| bound on that ratio from the client's own hashing: first Xet upload / `hf_xet.hash_files` "
+           f"of the file | {res['reupload_client_bound']:.1f}x ({res['first_xet_s']:.2f} s / "
+           f"{res['client_hash_floor_s']:.2f} s) | >= {res['reupload_goal']:g}x | "
+           + ("reachable |" if res['reupload_client_bound'] >= res['reupload_goal'] else "**NO**: out of reach |")]
+          if res.get("reupload_client_bound") is not None and res.get("client_hash_floor_s") else []),
         "",
         "| more figures | Xet | LFS |",
         "|---|---|---|",
@@ -807,6 +812,20 @@ def section_xet_upload(res: dict) -> list[str]:
            + ("is within that bound." if res['reupload_ratio_bound'] >= res['reupload_goal']
               else "is out of reach of any server that checks the sha256, on this CPU."), ""]
           if "reupload_floor_s" in res else []),
+        *([f"*Client floor*: before it can know which chunks to send, the unchanged client chunks and "
+           f"hashes the whole file again; `hf_xet.hash_files` of this file (content-defined chunking, "
+           f"chunk and file hashes, nothing uploaded; page cache warm; the file's sha256, which hf_xet "
+           f"computes on another thread during an upload, left out) took {res['client_hash_floor_s']:.2f} s "
+           f"here (median of {len(res.get('client_hash_floor_runs_s') or [])}: "
+           f"{secs(res.get('client_hash_floor_runs_s') or [])} s), so no re-upload with this client can be "
+           f"more than **{res['reupload_client_bound']:.1f}x** faster than the first upload, whatever the "
+           f"server does: the {res['reupload_goal']:g}x goal "
+           + ("is within that bound." if res['reupload_client_bound'] >= res['reupload_goal']
+              else "cannot be met on this machine, since the client's own local hashing takes more than "
+                   + ("a tenth" if res['reupload_goal'] == 10 else f"1/{res['reupload_goal']:g}")
+                   + f" of the first upload ({res['client_hash_floor_s']:.2f} s of "
+                   f"{res['first_xet_s']:.2f} s)."), ""]
+          if res.get("reupload_client_bound") is not None and res.get("client_hash_floor_s") else []),
         f"Start-up of the client command alone (`python -c \"import hf_xet; from huggingface_hub import "
         f"HfApi\"`, median of 3): {res['client_startup_s']:.2f} s. The server's memory high-water marks "
         "(VmHWM) at the end of the run, all uploads included (main process, worker): "
