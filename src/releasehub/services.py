@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
@@ -11,6 +11,7 @@ from releasehub.db import Database
 from releasehub.repos.models import ServerSecret
 from releasehub.settings import Settings
 from releasehub.storage import BlobStore, open_store
+from releasehub.xet.assembly import Assemblies
 
 
 @dataclass
@@ -19,6 +20,11 @@ class Services:
     db: Database
     store: BlobStore
     signing_key: bytes
+    # Xet uploads being assembled in this process (see releasehub.xet.assembly).
+    assemblies: Assemblies = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.assemblies = Assemblies(self.settings.xet_assembly_sessions)
 
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = True) -> "Services":
@@ -31,6 +37,7 @@ class Services:
         return cls(settings=settings, db=db, store=store, signing_key=load_signing_key(db))
 
     def close(self) -> None:
+        self.assemblies.close()
         self.db.dispose()
 
 

@@ -62,6 +62,10 @@ SETTINGS_DOC: dict[str, str] = {
     "xet_max_xorb_bytes": "Largest xorb body accepted on the Xet CAS route (the client packs at most 64 MiB of "
                           "chunk data per xorb; chunk headers add up to 64 KiB).",
     "xet_max_shard_bytes": "Largest shard body accepted on the Xet CAS route, checked before it is parsed.",
+    "xet_assembly_sessions": "Xet upload sessions whose blob each server process writes while their xorbs arrive "
+                             "(a file sent as whole xorbs in order, such as one large file, then needs no "
+                             "reconstruction when its shard comes), at most. 0: files are reconstructed from "
+                             "their xorbs when their shard comes.",
     "storage_url": "Where blobs live: file:///DIR (a local directory) or s3://BUCKET[/PREFIX] (an S3-compatible "
                    "object store; credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION). "
                    "Empty: blobs/ in the data dir.",
@@ -114,6 +118,7 @@ class Settings:
     xet_token_ttl_seconds: int = 3600
     xet_max_xorb_bytes: int = 64 * 1024 * 1024 + 64 * 1024
     xet_max_shard_bytes: int = 64 * 1024 * 1024
+    xet_assembly_sessions: int = 4
     storage_url: str = ""
     s3_endpoint_url: str = ""
     s3_public_endpoint_url: str = ""

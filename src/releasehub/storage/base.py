@@ -82,6 +82,14 @@ class StoredObject:
     modified: datetime
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a writer had received at one point: its size and its hash's state then."""
+
+    size: int
+    state: object = None
+
+
 class BlobWriter(abc.ABC):
     """Receives the bytes of one blob. Use as a context manager: left open, it is aborted."""
 
@@ -128,6 +136,15 @@ class BlobWriter(abc.ABC):
 
     @abc.abstractmethod
     def _write(self, chunk: Chunk) -> None: ...
+
+    def checkpoint(self) -> Checkpoint:
+        """The point reached, for `rewind` (waits until everything written so far is hashed)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot rewind")
+
+    def rewind(self, point: Checkpoint) -> None:
+        """Forget every byte written after `point`, a checkpoint of this writer: later writes
+        continue from there, and the hash is the one of the bytes before it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot rewind")
 
     def finish(self, expected_sha256: str | None = None) -> str:
         """The sha256 of what was written, checked against `expected_sha256` and the declared
@@ -202,6 +219,17 @@ class ThreadedSha256:
         self._stop()
         return self._hash.hexdigest()
 
+    def snapshot(self) -> object:
+        """The state after everything updated so far (waits for the thread; the next large
+        update starts another)."""
+        self._stop()
+        return self._hash.copy()
+
+    def restore(self, state: object) -> None:
+        """Continue from a `snapshot`, as if nothing had been updated since."""
+        self._stop()
+        self._hash = state.copy()  # type: ignore[attr-defined]
+
     def cancel(self) -> None:
         """Stop the thread without hashing what it still holds; safe to call more than once."""
         self._cancelled = True
@@ -273,6 +301,17 @@ class SpooledWriter(BlobWriter):
         if self._written - self._writeback_from >= WRITEBACK_STEP:
             start_writeback(self._fd, self._writeback_from, self._written - self._writeback_from)
             self._writeback_from = self._written
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.size, self._hash.snapshot())
+
+    def rewind(self, point: Checkpoint) -> None:
+        assert self._fd is not None, "rewind after finish or abort"
+        self._hash.restore(point.state)
+        os.ftruncate(self._fd, point.size)
+        os.lseek(self._fd, point.size, os.SEEK_SET)
+        self.size = self._written = point.size
+        self._writeback_from = min(self._writeback_from, point.size)
 
     def _digest(self) -> str:
         assert self._fd is not None, "finish after finish or abort"

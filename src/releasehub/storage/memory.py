@@ -11,6 +11,7 @@ from typing import BinaryIO, Iterator
 from releasehub.errors import BadRequest, ChecksumMismatch, NotFound
 from releasehub.storage.base import (
     BlobStore,
+    Checkpoint,
     BlobWriter,
     Chunk,
     Multipart,
@@ -30,6 +31,15 @@ class MemoryBlobWriter(BlobWriter):
     def _write(self, chunk: Chunk) -> None:
         assert self._buffer is not None
         self._buffer.write(chunk)
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.size)
+
+    def rewind(self, point: Checkpoint) -> None:
+        assert self._buffer is not None, "rewind after finish or abort"
+        self._buffer.truncate(point.size)
+        self._buffer.seek(point.size)
+        self.size = point.size
 
     def _digest(self) -> str:
         assert self._buffer is not None

@@ -40,6 +40,7 @@ router = APIRouter(tags=["xet"])
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 WRITE_BATCH = 4 * 1024 * 1024
+SESSION_HEADER = "x-xet-session-id"  # the client's upload session, on every CAS request
 
 
 # ---------------------------------------------------------------- tokens (Hub API)
@@ -148,6 +149,9 @@ async def upload_xorb(
     _declared_too_large(request, limit, "xorb")
     fd, name = tempfile.mkstemp(prefix="xorb-", dir=service.spool_dir(services))
     spooled = Path(name)
+    # Its place in the session's assembly, taken as the request begins: the order the client sent them.
+    ticket = services.assemblies.ticket(services.store, services.settings.max_file_bytes, grant.repo_id,
+                                        grant.user_id, request.headers.get(SESSION_HEADER))
     try:
         with os.fdopen(fd, "wb") as handle:
             received = 0
@@ -166,8 +170,12 @@ async def upload_xorb(
                     pending, batched = [], 0
             if pending:
                 await run_in_threadpool(handle.writelines, pending)
-        inserted = await run_in_threadpool(service.store_xorb, services, grant, oid, expected, spooled)
+        inserted, index = await run_in_threadpool(service.store_xorb, services, grant, oid, expected, spooled)
+        if ticket is not None:
+            ticket.ready(oid, index)
     finally:
+        if ticket is not None:
+            ticket.failed()  # unless it was ready: a refused or broken-off xorb leaves a gap
         spooled.unlink(missing_ok=True)
     return {"was_inserted": inserted}
 
@@ -190,7 +198,8 @@ async def upload_shard(
         if len(body) > limit:
             raise PayloadTooLarge(f"A shard may have at most {limit} bytes; nothing was stored.")
     try:
-        result = await run_in_threadpool(service.register_shard, services, grant, bytes(body))
+        result = await run_in_threadpool(service.register_shard, services, grant, bytes(body),
+                                         request.headers.get(SESSION_HEADER))
     except ReleasehubError as exc:
         # The Xet client shows only the status: the server's log says why a shard was refused.
         log.info("shard refused (repo %s, user %s): %s", grant.repo_id, grant.user_id, exc.message)

@@ -21,6 +21,7 @@ to upload the xorb again.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 from dataclasses import dataclass
@@ -37,13 +38,16 @@ from releasehub.db import utcnow
 from releasehub.errors import BadRequest, ChecksumMismatch, Conflict, NotFound, PayloadTooLarge
 from releasehub.repos import service as repos
 from releasehub.services import Services
+from releasehub.storage.base import BlobWriter
 from releasehub.xet.hashing import file_hash, hash_from_hex, hash_hex, verification_hash
 from releasehub.xet import reuse
+from releasehub.xet.assembly import Assembly
 from releasehub.xet.models import XetFile, XetFileXorb, XetXorb, XetXorbClaim, XetXorbSender
-from releasehub.xet.shard import FileInfo, parse_shard
+from releasehub.xet.shard import FileInfo, Shard, parse_shard
 from releasehub.xet.tokens import CasGrant
 from releasehub.xet.xorb import MAX_CHUNKS, XorbIndex, iter_unpacked, read_xorb
 
+log = logging.getLogger("releasehub.xet")
 WRITE_BATCH = 4 * 1024 * 1024
 # Chunks that one shard's terms may name, all files together: bounds the hashing a shard costs
 # (about 500 GiB of content at the chunker's 64 KiB average).
@@ -83,9 +87,10 @@ def _insert(session: Session):  # type: ignore[no-untyped-def]
 # ---------------------------------------------------------------- xorbs
 
 
-def store_xorb(services: Services, grant: CasGrant, hex_hash: str, expected: bytes, spooled: Path) -> bool:
+def store_xorb(services: Services, grant: CasGrant, hex_hash: str, expected: bytes,
+               spooled: Path) -> tuple[bool, XorbIndex]:
     """Verify the spooled body, keep it under its hash, record it and the uploader's claim.
-    Returns whether the xorb was new to the server. Raises BadRequest, storing nothing."""
+    Returns whether the xorb was new to the server, and its index. Raises BadRequest, storing nothing."""
     with open(spooled, "rb") as handle:
         index = read_xorb(handle, expected)
         os.fsync(handle.fileno())
@@ -116,7 +121,7 @@ def store_xorb(services: Services, grant: CasGrant, hex_hash: str, expected: byt
             set_={"received_bytes": XetXorbClaim.received_bytes + index.packed_bytes}))
         session.execute(insert(XetXorbSender).values(user_id=grant.user_id, xorb_hash=hex_hash, created_at=utcnow())
                         .on_conflict_do_nothing(index_elements=["user_id", "xorb_hash"]))
-    return new
+    return new, index
 
 
 def _touch(session: Session, hashes: Iterable[str], now: datetime) -> int:
@@ -236,9 +241,18 @@ def verify_file(info: FileInfo, number: int, xorbs: dict[str, XorbIndex], readab
 def _reconstruct(services: Services, verified: VerifiedFile, xorbs: dict[str, XorbIndex]) -> None:
     """Stream the file's chunks out of its xorbs into the blob store, checked against its sha256."""
     writer = services.store.writer(max_bytes=services.settings.max_file_bytes, expected_size=verified.size)
+    try:
+        _write_terms(services, writer, verified.terms, xorbs)
+        _publish(services, verified, writer)
+    finally:
+        writer.abort()
+
+
+def _write_terms(services: Services, writer: BlobWriter, terms: list[tuple[str, int, int]],
+                 xorbs: dict[str, XorbIndex]) -> None:
     handles: dict[str, BinaryIO] = {}
     try:
-        for xorb_hex, start, end in verified.terms:
+        for xorb_hex, start, end in terms:
             handle = handles.get(xorb_hex)
             if handle is None:
                 try:
@@ -247,29 +261,63 @@ def _reconstruct(services: Services, verified: VerifiedFile, xorbs: dict[str, Xo
                     raise _gone({xorb_hex}) from None
             for data in iter_unpacked(handle, xorbs[xorb_hex], start, end):
                 writer.write(data)
-        try:
-            writer.finish(verified.sha256)
-        except ChecksumMismatch as exc:
-            raise ChecksumMismatch(f"The file with Xet hash {verified.file_hash} reconstructs to other content "
-                                   f"than sha256 {verified.sha256}, which its shard declares; nothing was "
-                                   "stored.") from exc
-        with services.db.session() as session:  # the row before the bytes: see repos.insert_blob_rows
-            repos.insert_blob_rows(session, [(verified.sha256, verified.size)])
-        writer.publish()
     finally:
-        writer.abort()
         for handle in handles.values():
             handle.close()
 
 
-def register_shard(services: Services, grant: CasGrant, body: bytes) -> int:
+def _publish(services: Services, verified: VerifiedFile, writer: BlobWriter) -> None:
+    """Check the written file against the sha256 its shard declares, record its row, publish it."""
+    try:
+        writer.finish(verified.sha256)
+    except ChecksumMismatch as exc:
+        raise ChecksumMismatch(f"The file with Xet hash {verified.file_hash} reconstructs to other content "
+                               f"than sha256 {verified.sha256}, which its shard declares; nothing was "
+                               "stored.") from exc
+    with services.db.session() as session:  # the row before the bytes: see repos.insert_blob_rows
+        repos.insert_blob_rows(session, [(verified.sha256, verified.size)])
+    writer.publish()
+
+
+def _store_file(services: Services, verified: VerifiedFile, xorbs: dict[str, XorbIndex],
+                assembly: Assembly | None) -> bool:
+    """Put the file into the blob store: continuing the session's assembly when it holds the
+    file's first terms, else by a reconstruction. Returns whether the assembly was consumed."""
+    assembled = assembly.complete(verified.terms) if assembly is not None else None
+    if assembled is None:
+        _reconstruct(services, verified, xorbs)
+        return assembly is not None
+    writer, done = assembled
+    log.info("xet file %s: %d of its %d terms were assembled while the xorbs arrived", verified.file_hash, done,
+             len(verified.terms))
+    writer.expected_size = verified.size
+    try:
+        _write_terms(services, writer, verified.terms[done:], xorbs)
+        _publish(services, verified, writer)
+    finally:
+        writer.abort()
+    return True
+
+
+def register_shard(services: Services, grant: CasGrant, body: bytes, session_id: str | None = None) -> int:
     """Verify a shard, reconstruct its files into the blob store and record them with the
-    uploader's claims, all or nothing. Returns 1 when a file was new to this repo, else 0."""
+    uploader's claims, all or nothing. Returns 1 when a file was new to this repo, else 0.
+    `session_id` (the client's X-Xet-Session-Id) names the upload session whose assembly, when it
+    holds one of the files exactly, spares that file's reconstruction (see `assembly`)."""
     shard = parse_shard(body)
     refs = sum(max(0, min(t.chunk_end, MAX_CHUNKS) - t.chunk_start) for f in shard.files for t in f.terms)
     if refs > MAX_SHARD_CHUNK_REFS:
         raise PayloadTooLarge(f"The shard's terms name {refs} chunks; a shard may name at most "
                               f"{MAX_SHARD_CHUNK_REFS}. Upload fewer files per shard.")
+    assembly = services.assemblies.take(grant.repo_id, grant.user_id, session_id)
+    try:
+        return _register_shard(services, grant, shard, assembly)
+    finally:
+        if assembly is not None:
+            assembly.abort()
+
+
+def _register_shard(services: Services, grant: CasGrant, shard: Shard, assembly: Assembly | None) -> int:
     named = {hash_hex(t.xorb_hash) for f in shard.files for t in f.terms}
     with services.db.session() as session:
         xorbs = load_indexes(session, named, grant)
@@ -296,7 +344,8 @@ def register_shard(services: Services, grant: CasGrant, body: bytes) -> int:
         if previous is not None and previous != checked.sha256:
             raise ChecksumMismatch(f"The file with Xet hash {checked.file_hash} has sha256 {previous}, not "
                                    f"{checked.sha256} as the shard declares; nothing was stored.")
-        _reconstruct(services, checked, xorbs)
+        if _store_file(services, checked, xorbs, assembly):
+            assembly = None  # consumed by the first file it could hold
     with services.db.session() as session:
         # Again, holding the rows (PostgreSQL) or the write lock (SQLite) until the files using them
         # are recorded: a xorb collected since the first touch refuses the shard.
