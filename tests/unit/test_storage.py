@@ -138,6 +138,30 @@ def test_threaded_hash_keeps_what_a_reused_buffer_held(monkeypatch: pytest.Monke
     assert hasher.hexdigest() == real(b"a" * len(buffer)).hexdigest()
 
 
+def test_rewind_to_a_checkpoint_forgets_what_came_after(store: BlobStore) -> None:
+    """A writer rewound to a checkpoint holds, and hashes, the bytes before it and what follows."""
+    first, wrong, rest = b"a" * (3 * 1024 * 1024), b"b" * (2 * 1024 * 1024 + 7), b"c" * (1024 * 1024 + 3)
+    with store.writer() as writer:
+        writer.write(first)  # large: hashed in the writer's thread
+        point = writer.checkpoint()
+        writer.write(wrong)
+        writer.write(b"small")
+        writer.rewind(point)
+        assert writer.size == len(first)
+        writer.write(rest)
+        second = writer.checkpoint()
+        writer.rewind(second)  # rewinding to where it is changes nothing
+        assert writer.commit(_sha(first + rest)) == _sha(first + rest)
+    with store.open(_sha(first + rest)) as handle:
+        assert handle.read() == first + rest
+    with store.writer() as writer:  # a rewind to the start: nothing written at all
+        start = writer.checkpoint()
+        writer.write(wrong)
+        writer.rewind(start)
+        writer.write(b"x")
+        assert writer.commit() == _sha(b"x")
+
+
 def test_local_writes_survive_partial_writev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`writev` may write less than asked: the rest is written, in order, by the next calls."""
     import os
