@@ -15,7 +15,8 @@ import pytest
 from releasehub.storage import LocalBlobStore
 from releasehub.xet import assembly as assembly_module
 from releasehub.xet.assembly import Assemblies
-from releasehub.xet.hashing import chunk_hash, hash_hex, xorb_hash
+from releasehub.errors import BadRequest
+from releasehub.xet.hashing import chunk_hash, hash_from_hex, hash_hex, xorb_hash
 from releasehub.xet.xorb import NONE, XorbIndex, build_xorb, read_xorb
 
 LIMIT = 1 << 30
@@ -198,3 +199,55 @@ def test_a_shard_waits_for_xorbs_still_in_flight(store: LocalBlobStore, tmp_path
     assert never is not None
     held = stuck.take(1, 2, "s")
     assert held is not None and held.complete([a.term], timeout=0.1) is None  # gives up, reconstructs
+
+
+def test_a_xorb_verified_in_its_turn_is_appended_by_its_own_request(store: LocalBlobStore, tmp_path: Path) -> None:
+    """The request whose xorb is next writes its data while verifying it (read_xorb's sink); one
+    that is not next leaves it to the thread, which reads the stored xorb afterwards."""
+    a, b, c = Xorb(16), Xorb(17), Xorb(18)
+    stored(store, tmp_path, a, b, c)
+    live = Assemblies(4)
+    first, second, third = (live.ticket(store, LIMIT, 1, 2, "s") for _ in range(3))
+    assert first is not None and second is not None and third is not None
+    assert second.sink() is None  # not its turn: the first is not appended yet
+    sink = first.sink()
+    assert sink is not None and first.sink() is None  # one direct writer at a time
+    assert read_xorb(io.BytesIO(a.body), hash_from_hex(a.hash), sink) == a.index
+    first.ready(a.hash, a.index)
+    deadline = time.monotonic() + 10
+    while (sink := second.sink()) is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # its turn as soon as the first is recorded
+    assert sink is not None
+    read_xorb(io.BytesIO(b.body), hash_from_hex(b.hash), sink)
+    second.ready(b.hash, b.index)
+    third.ready(c.hash, c.index)  # through the thread
+    taken = live.take(1, 2, "s")
+    assert taken is not None
+    got = taken.complete([a.term, b.term, c.term])
+    assert got is not None and got[1] == 3
+    finished(got[0], a.content + b.content + c.content)
+
+
+def test_a_direct_append_past_the_limit_or_refused_drops_the_assembly_not_the_xorb(
+        store: LocalBlobStore, tmp_path: Path) -> None:
+    a, b = Xorb(19), Xorb(20)
+    stored(store, tmp_path, a, b)
+    small = Assemblies(4)
+    ticket = small.ticket(store, len(a.content) - 1, 1, 2, "s")
+    assert ticket is not None
+    sink = ticket.sink()
+    assert sink is not None
+    assert read_xorb(io.BytesIO(a.body), hash_from_hex(a.hash), sink) == a.index  # no error for the xorb
+    ticket.ready(a.hash, a.index)
+    taken = small.take(1, 2, "s")
+    assert taken is not None and taken.complete([a.term]) is None
+    live = Assemblies(4)
+    ticket = live.ticket(store, LIMIT, 1, 2, "s")
+    assert ticket is not None
+    sink = ticket.sink()
+    assert sink is not None
+    with pytest.raises(BadRequest):  # b's bytes under a's name: refused after its data went to the sink
+        read_xorb(io.BytesIO(b.body), hash_from_hex(a.hash), sink)
+    ticket.failed()
+    taken = live.take(1, 2, "s")
+    assert taken is not None and taken.complete([a.term]) is None

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from releasehub.xet.xorb import XorbIndex, iter_unpacked
 
@@ -64,6 +64,8 @@ class Assembly:
         self._ready: dict[int, tuple[str, XorbIndex]] = {}
         self._broken = False
         self._closed = False  # a shard took it: no more tickets
+        self._appending = False  # the thread or a verifying request (`begin_direct`) holds the writer
+        self._direct_failed = False  # the writer refused a direct piece (the assembly grew too large)
         self.xorbs: list[Term] = []
         self._marks: list[Checkpoint] = []  # the writer after each of `xorbs`
         self.touched = time.monotonic()
@@ -81,17 +83,52 @@ class Assembly:
             self.touched = time.monotonic()
             return number
 
-    def ready(self, number: int, hex_hash: str, index: XorbIndex) -> None:
+    def ready(self, number: int, hex_hash: str, index: XorbIndex, direct: bool = False) -> None:
+        """The xorb of ticket `number` is stored: the thread appends it in its turn; with `direct`,
+        it was appended while being verified (`begin_direct`) and is now recorded."""
+        mark = self._writer.checkpoint() if direct and self._writer is not None else None
         with self._cond:
-            self._ready[number] = (hex_hash, index)
+            if direct:
+                self._appending = False
+                if self._direct_failed or mark is None:
+                    self._broken = True
+                else:
+                    self._marks.append(mark)
+                    self.xorbs.append((hex_hash, 0, len(index.sizes)))
+                    self._appended += 1
+            else:
+                self._ready[number] = (hex_hash, index)
             self.touched = time.monotonic()
             self._cond.notify_all()
 
-    def failed(self) -> None:
+    def failed(self, direct: bool = False) -> None:
         """A xorb of the session was refused or its request broke off: its place stays empty."""
         with self._cond:
             self._broken = True
+            if direct:
+                self._appending = False
             self._cond.notify_all()
+
+    def begin_direct(self, number: int) -> bool:
+        """Whether the xorb of ticket `number` is the next to append and nothing is appending:
+        then its request writes the xorb's data itself while verifying it (`write`), sparing the
+        thread a second reading of it, and ends with `ready(..., direct=True)` or `failed(True)`."""
+        with self._cond:
+            if self._broken or self._appending or self._appended != number or self._writer is None:
+                return False
+            self._appending = True
+            return True
+
+    def write(self, pieces: list[bytes]) -> None:
+        """Unpacked data of the xorb being appended directly, in order. A piece the writer refuses
+        (past the largest file) drops the assembly, never the xorb's upload."""
+        if self._direct_failed or self._writer is None:
+            return
+        try:
+            self._writer.write_many(pieces)
+        except Exception as exc:
+            log.info("xet assembly dropped: %s", exc)
+            self._direct_failed = True
 
     def idle(self, now: float) -> bool:
         with self._cond:
@@ -103,21 +140,23 @@ class Assembly:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not (self._broken or self._appended in self._ready
-                           or (self._closed and self._appended == self._tickets)):
+                while not (self._broken or (not self._appending and self._appended in self._ready)
+                           or (self._closed and not self._appending and self._appended == self._tickets)):
                     self._cond.wait()
                 if self._broken or self._appended not in self._ready:  # broken, or taken and done
                     self._cond.notify_all()
                     return
                 hex_hash, index = self._ready.pop(self._appended)
+                self._appending = True
             try:
                 self._append(hex_hash, index)
             except Exception as exc:  # a missing, damaged or oversize xorb: this session is reconstructed
                 log.info("xet assembly dropped: xorb %s could not be appended (%s)", hex_hash, exc)
-                self.failed()
+                self.failed(direct=True)
                 return
             mark = self._writer.checkpoint() if self._writer is not None else None
             with self._cond:
+                self._appending = False
                 if mark is not None:
                     self._marks.append(mark)
                 self.xorbs.append((hex_hash, 0, len(index.sizes)))
@@ -175,15 +214,25 @@ class Ticket:
         self.assembly = assembly
         self.number = number
         self.done = False
+        self.direct = False
+
+    def sink(self) -> Callable[[list[bytes]], None] | None:
+        """Where to write the xorb's unpacked data while verifying it, when the assembly is at
+        this xorb now (see `Assembly.begin_direct`); else None, and the thread reads it later."""
+        if not self.done and not self.direct and self.assembly.begin_direct(self.number):
+            self.direct = True
+            return self.assembly.write
+        return None
 
     def ready(self, hex_hash: str, index: XorbIndex) -> None:
-        self.done = True
-        self.assembly.ready(self.number, hex_hash, index)
+        if not self.done:
+            self.done = True
+            self.assembly.ready(self.number, hex_hash, index, self.direct)
 
     def failed(self) -> None:
         if not self.done:
             self.done = True
-            self.assembly.failed()
+            self.assembly.failed(self.direct)
 
 
 class Assemblies:

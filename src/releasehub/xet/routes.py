@@ -170,7 +170,8 @@ async def upload_xorb(
                     pending, batched = [], 0
             if pending:
                 await run_in_threadpool(handle.writelines, pending)
-        inserted, index = await run_in_threadpool(service.store_xorb, services, grant, oid, expected, spooled)
+        inserted, index = await run_in_threadpool(service.store_xorb, services, grant, oid, expected, spooled,
+                                                   ticket)
         if ticket is not None:
             ticket.ready(oid, index)
     finally:

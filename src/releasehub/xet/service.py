@@ -41,7 +41,7 @@ from releasehub.services import Services
 from releasehub.storage.base import BlobWriter
 from releasehub.xet.hashing import file_hash, hash_from_hex, hash_hex, verification_hash
 from releasehub.xet import reuse
-from releasehub.xet.assembly import Assembly
+from releasehub.xet.assembly import Assembly, Ticket
 from releasehub.xet.models import XetFile, XetFileXorb, XetXorb, XetXorbClaim, XetXorbSender
 from releasehub.xet.shard import FileInfo, Shard, parse_shard
 from releasehub.xet.tokens import CasGrant
@@ -88,11 +88,13 @@ def _insert(session: Session):  # type: ignore[no-untyped-def]
 
 
 def store_xorb(services: Services, grant: CasGrant, hex_hash: str, expected: bytes,
-               spooled: Path) -> tuple[bool, XorbIndex]:
+               spooled: Path, ticket: Ticket | None = None) -> tuple[bool, XorbIndex]:
     """Verify the spooled body, keep it under its hash, record it and the uploader's claim.
-    Returns whether the xorb was new to the server, and its index. Raises BadRequest, storing nothing."""
+    Returns whether the xorb was new to the server, and its index. Raises BadRequest, storing nothing.
+    With the xorb's `ticket` in its session's assembly, its data goes to the assembly as it is
+    verified when the assembly is at this xorb (the caller still says `ready` or `failed`)."""
     with open(spooled, "rb") as handle:
-        index = read_xorb(handle, expected)
+        index = read_xorb(handle, expected, ticket.sink() if ticket is not None else None)
         os.fsync(handle.fileno())
     now = utcnow()
     # The row first, young (also when the xorb was stored before: the client now relies on it), so

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 import lz4.frame
 
@@ -24,6 +24,7 @@ MAX_CHUNK_BYTES = 128 * 1024  # the chunker's largest chunk (2 x the 64 KiB targ
 MAX_PACKED_CHUNK_BYTES = 2 * MAX_CHUNK_BYTES  # a compressed chunk is never this large honestly
 MAX_CHUNKS = 8 * 1024  # the client's largest xorb, in chunks
 INDEX_ENTRY = struct.Struct("<32sII")  # chunk hash, unpacked size, offset of its header in the xorb
+SINK_BATCH = 8 * 1024 * 1024
 
 
 
@@ -182,12 +183,17 @@ def _chunk_end(index: XorbIndex, number: int) -> int:
     return index.offsets[number + 1] if number + 1 < len(index.offsets) else index.packed_bytes
 
 
-def read_xorb(stream: BinaryIO, expected_hash: bytes) -> XorbIndex:
-    """Verify a whole xorb body and index it; BadRequest unless it hashes to `expected_hash`."""
+def read_xorb(stream: BinaryIO, expected_hash: bytes,
+              sink: Callable[[list[bytes]], None] | None = None) -> XorbIndex:
+    """Verify a whole xorb body and index it; BadRequest unless it hashes to `expected_hash`.
+    `sink`, when given, receives the unpacked data of every chunk in order, in batches of about
+    8 MiB, as it is checked: before the xorb hash is known, so it must be able to forget them."""
     hashes: list[bytes] = []
     sizes: list[int] = []
     offsets: list[int] = []
     end = 0
+    batch: list[bytes] = []
+    batched = 0
     for offset, data in iter_chunks(stream):
         if len(hashes) >= MAX_CHUNKS:
             raise BadRequest(f"A xorb holds at most {MAX_CHUNKS} chunks.")
@@ -195,6 +201,14 @@ def read_xorb(stream: BinaryIO, expected_hash: bytes) -> XorbIndex:
         sizes.append(len(data))
         offsets.append(offset)
         end = stream.tell()
+        if sink is not None:
+            batch.append(data if type(data) is bytes else bytes(data))
+            batched += len(data)
+            if batched >= SINK_BATCH:
+                sink(batch)
+                batch, batched = [], 0
+    if sink is not None and batch:
+        sink(batch)
     if not hashes:
         raise BadRequest("The xorb holds no chunk.")
     actual = xorb_hash(list(zip(hashes, sizes)))
