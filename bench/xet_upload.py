@@ -24,17 +24,31 @@ the file, which it must hash whole before storing it) and the client's (`hf_xet.
 file: the content-defined chunking and the chunk and file hashes that the unchanged client must
 compute before it knows which chunks to send), each with the page cache warm.
 
+With `--link-mbit N`, the same rounds (Xet, LFS, the re-upload) run once more with the traffic
+between the client and the server's TCP port shaped to N Mbit/s in each direction (Linux traffic
+control on `lo`: an htb root qdisc whose default class is not limited, and two classes of N mbit
+that u32 filters on the server's port, as destination and as source, send the packets to). On
+loopback the client and the server share this machine's cores and everything is CPU-bound; over
+a link the bytes sent count. Needs `tc` and root; without them (or if `lo` already has a root
+qdisc of someone else's, or a tc command fails) the link runs are skipped with a message. Only
+each timed upload is shaped (creating the repos and the checks run unshaped), and the qdisc is
+always removed afterwards (and at exit).
+
     .venv/bin/python bench/xet_upload.py [--size-mib 1024] [--rounds 3] [--profile | --no-profile]
+                                         [--link-mbit N]
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import hashlib
 import os
 import random
+import re
 import resource
+import signal
 import shutil
 import sqlite3
 import subprocess
@@ -160,6 +174,114 @@ class Sampler:
                 for side, d in out.items()}
 
 
+# --------------------------------------------------------------------------- a shaped link (tc on lo)
+
+TC_DEV = "lo"  # loopback only
+TC_UP, TC_DOWN = "1:20", "1:30"  # client -> server (dport), server -> client (sport)
+_TC = {"installed": False, "atexit": False}
+
+
+class LinkUnavailable(RuntimeError):
+    """The shaped-link runs cannot run here: no tc, not root, lo's root qdisc taken, a tc command failed."""
+
+
+def _tc(*args: str) -> str:
+    try:
+        done = subprocess.run(["tc", *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise LinkUnavailable(f"`tc {' '.join(args)}`: {exc}") from exc
+    if done.returncode != 0:
+        raise LinkUnavailable(f"`tc {' '.join(args)}` failed ({done.returncode}): "
+                              f"{(done.stderr or done.stdout).strip()}")
+    return done.stdout
+
+
+def lo_root_qdisc() -> str:
+    """The root qdisc line of `tc qdisc show dev lo` ('' when none is shown)."""
+    return next((line.strip() for line in _tc("qdisc", "show", "dev", TC_DEV).splitlines()
+                 if " root " in f"{line} "), "")
+
+
+def link_problem() -> str | None:
+    """Why the link cannot be shaped here, or None."""
+    if shutil.which("tc") is None:
+        return "`tc` (iproute2) is not installed"
+    if os.geteuid() != 0:
+        return "not root: traffic control on lo needs root (CAP_NET_ADMIN)"
+    try:
+        root = lo_root_qdisc()
+    except LinkUnavailable as exc:
+        return str(exc)
+    if root and root.split()[1] != "noqueue":
+        return f"lo already has a root qdisc that is not its default, left alone: {root!r}"
+    return None
+
+
+def unshape() -> None:
+    """Remove the htb root qdisc from lo if this process added it (also run at exit)."""
+    if not _TC["installed"]:
+        return
+    try:
+        if lo_root_qdisc().startswith("qdisc htb 1: root"):
+            _tc("qdisc", "del", "dev", TC_DEV, "root")
+        _TC["installed"] = False
+    except LinkUnavailable as exc:
+        console.print(f"[red]could not remove the shaping qdisc from {TC_DEV} ({exc}); remove it with "
+                      f"`tc qdisc del dev {TC_DEV} root`[/red]")
+
+
+def shape_port(port: int, mbit: int) -> None:
+    """Shape the TCP traffic to and from `port` on lo to `mbit` Mbit/s in each direction; the rest of
+    lo's traffic goes to a default class that is not limited. Raises LinkUnavailable."""
+    problem = link_problem()
+    if problem:
+        raise LinkUnavailable(problem)
+    if not _TC["atexit"]:
+        atexit.register(unshape)
+        _TC["atexit"] = True
+    _TC["installed"] = True  # before the add: unshape() only deletes an htb root, which then is ours
+    try:
+        _tc("qdisc", "add", "dev", TC_DEV, "root", "handle", "1:", "htb", "default", "10")
+        _tc("class", "add", "dev", TC_DEV, "parent", "1:", "classid", "1:10", "htb", "rate", "100gbit",
+            "quantum", "200000")
+        for classid in (TC_UP, TC_DOWN):
+            _tc("class", "add", "dev", TC_DEV, "parent", "1:", "classid", classid, "htb", "rate", f"{mbit}mbit",
+                "ceil", f"{mbit}mbit", "quantum", "200000")
+        for side, classid in (("dport", TC_UP), ("sport", TC_DOWN)):
+            _tc("filter", "add", "dev", TC_DEV, "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+                "match", "ip", side, str(port), "0xffff", "flowid", classid)
+    except BaseException:
+        unshape()
+        raise
+
+
+_CLASS_SENT = re.compile(r"class htb (1:\d+) .*?\n\s*Sent (\d+) bytes", re.S)
+
+
+def class_sent_bytes() -> dict[str, int]:
+    """classid -> bytes sent through it, from `tc -s class show dev lo`."""
+    return {cid: int(n) for cid, n in _CLASS_SENT.findall(_tc("-s", "class", "show", "dev", TC_DEV))}
+
+
+@contextlib.contextmanager
+def shaped_link(port: int, mbit: int):
+    """`shape_port` for the span of the block; yields a dict that gets the bytes each direction sent
+    through its limited class (keys "up", "down") when the block ends."""
+    shape_port(port, mbit)
+    wire: dict[str, int] = {}
+    try:
+        yield wire
+        sent = class_sent_bytes()
+        wire.update(up=sent.get(TC_UP, 0), down=sent.get(TC_DOWN, 0))
+    finally:
+        unshape()
+
+
+def wire_floor_s(size: int, mbit: int) -> float:
+    """Seconds the file's bytes alone take on an `mbit` Mbit/s link."""
+    return size * 8 / (mbit * 1e6)
+
+
 # --------------------------------------------------------------------------- one upload
 
 @dataclass
@@ -177,6 +299,7 @@ class Upload:
     sha256: str = ""
     verified: bool = False
     thread_cpu: dict = field(default_factory=dict)
+    wire: dict = field(default_factory=dict)  # bytes through the shaped link's classes: up, down
 
 
 def set_tag(path: Path, tag: int) -> None:
@@ -285,23 +408,31 @@ def client_startup_s(runs: int = 3) -> float:
     return median(times)
 
 
-def upload_once(hub, up: Upload, path: Path, pids: list[int], warm_mib: int) -> Upload:
-    """One timed upload (the whole client command), sampled; then the server-side checks."""
+def upload_once(hub, up: Upload, path: Path, pids: list[int], warm_mib: int, link_mbit: int | None = None) -> Upload:
+    """One timed upload (the whole client command), sampled; then the server-side checks. With
+    `link_mbit`, the upload alone runs over the shaped link (see `shaped_link`)."""
     before_bytes, _ = db_figures(hub, up.repo)
-    server0, client0 = process_cpu_s(pids), children_cpu_s()
-    with WarmMemory(warm_mib), ForeignLoad(pids) as load, Sampler(pids) as sampler:
-        start = time.perf_counter()
-        proc = subprocess.Popen(client_cmd(up, path, hub), env=client_env(hub, up.home, up.mode),
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        sampler.client_pid = proc.pid
-        out, _ = proc.communicate(timeout=3600)
-        up.wall_s = time.perf_counter() - start
+    with shaped_link(hub.port, link_mbit) if link_mbit else contextlib.nullcontext({}) as wire:
+        server0, client0 = process_cpu_s(pids), children_cpu_s()
+        with WarmMemory(warm_mib), ForeignLoad(pids) as load, Sampler(pids) as sampler:
+            start = time.perf_counter()
+            proc = subprocess.Popen(client_cmd(up, path, hub), env=client_env(hub, up.home, up.mode),
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            sampler.client_pid = proc.pid
+            try:
+                out, _ = proc.communicate(timeout=3600)
+            except BaseException:  # Ctrl-C, a timeout: the client does not outlive the benchmark
+                proc.kill()
+                proc.wait(timeout=30)
+                raise
+            up.wall_s = time.perf_counter() - start
+        up.server_cpu_s = process_cpu_s(pids) - server0
+        up.client_cpu_s = children_cpu_s() - client0
+    up.wire = dict(wire)
     if proc.returncode != 0:
         raise RuntimeError(f"{up.mode} upload to {up.repo} failed ({proc.returncode}):\n"
                            f"{out.decode(errors='replace')[-4000:]}\n--- server log ---\n"
                            f"{hub.log.read_text(errors='replace')[-3000:] if hub.log else ''}")
-    up.server_cpu_s = process_cpu_s(pids) - server0
-    up.client_cpu_s = children_cpu_s() - client0
     up.peak_rss = sampler.peak_rss
     up.foreign = load.cores
     up.thread_cpu = sampler.thread_cpu()
@@ -441,7 +572,7 @@ def restore_middle(path: Path, change: tuple[int, int]) -> None:
 # --------------------------------------------------------------------------- the benchmark
 
 def run(size_mib: int = 1024, rounds: int = 3, profile: bool | None = None, keep: bool = False,
-        warm: bool = True) -> dict:
+        warm: bool = True, link_mbit: int | None = None) -> dict:
     code_before = code_fingerprint()
     tmp = bench_tmpdir("xet-upload")
     xet: list[Upload] = []
@@ -450,6 +581,11 @@ def run(size_mib: int = 1024, rounds: int = 3, profile: bool | None = None, keep
     retried = 0
     tag = 0
     profiled = None
+    link_xet: list[Upload] = []
+    link_lfs: list[Upload] = []
+    link_re: Upload | None = None
+    link_skipped: str | None = None
+    link_retried = 0
     hash_s: list[float] = []  # sha256 of the whole file, page cache warm: what any upload's check costs
 
     def timed_sha256(path: Path) -> str:
@@ -467,27 +603,33 @@ def run(size_mib: int = 1024, rounds: int = 3, profile: bool | None = None, keep
         with releasehub_server(tmp / "data") as hub:
             pids = group_pids(hub.proc)
 
-            def attempt(mode: str, label: str) -> Upload:
-                """One upload, repeated (new tag, repo and HF_HOME) while other work shared the CPUs."""
-                nonlocal tag, retried
+            def attempt(mode: str, label: str, link: int | None = None) -> Upload:
+                """One upload, repeated (new tag, repo and HF_HOME) while other work shared the CPUs.
+                With `link`, over the shaped link (its sha256 passes are not the floor's samples)."""
+                nonlocal tag, retried, link_retried
                 best: Upload | None = None
                 for n in range(1, 4):
                     tag += 1
                     up = Upload(mode, f"{label}-{n}", tmp / f"hf-home-{label}-{n}", tag)
                     create_repo(hub, up.repo)
                     set_tag(path, up.tag)
-                    up.sha256 = timed_sha256(path)
+                    up.sha256 = file_sha256(path) if link else timed_sha256(path)
                     os.sync()
-                    upload_once(hub, up, path, pids, warm_mib)
+                    upload_once(hub, up, path, pids, warm_mib, link)
                     verify(hub, up)
                     console.print(f"  {label} try {n}: {up.wall_s:.2f} s, server peak RSS "
                                   f"{up.peak_rss / MIB:,.0f} MiB, xorb bytes {up.received_bytes:,}, "
-                                  f"other work {up.foreign:.2f} cores")
+                                  f"other work {up.foreign:.2f} cores"
+                                  + (f", through the link {up.wire.get('up', 0):,} bytes up, "
+                                     f"{up.wire.get('down', 0):,} down" if link else ""))
                     if best is None or up.foreign < best.foreign:
                         best = up
                     if up.foreign <= 0.2:
                         break
-                    retried += 1
+                    if link:
+                        link_retried += 1
+                    else:
+                        retried += 1
                     console.print(f"[yellow]other work used {up.foreign:.2f} cores during that upload; "
                                   "retrying[/yellow]")
                     wait_for_quiet(max_wait_s=120)
@@ -527,6 +669,54 @@ def run(size_mib: int = 1024, rounds: int = 3, profile: bool | None = None, keep
             # The client's floor: the same file (the re-upload's), with nothing to upload.
             client_floor_s = client_hash_floor(path, tmp / "hf-home-hash")
 
+            if link_mbit:
+                link_skipped = link_problem()
+                if link_skipped is None:
+                    try:
+                        with shaped_link(hub.port, link_mbit):  # a first try of the tc commands
+                            pass
+                    except LinkUnavailable as exc:
+                        link_skipped = str(exc)
+                if link_skipped:
+                    console.print(f"[yellow]skipping the runs over a shaped {link_mbit} Mbit/s link: "
+                                  f"{link_skipped}[/yellow]")
+                else:
+                    console.print(f"[bold]over a shaped {link_mbit} Mbit/s link[/bold] (tc htb on {TC_DEV}, "
+                                  f"port {hub.port}); the file's bytes alone take "
+                                  f"{wire_floor_s(size, link_mbit):.2f} s on it")
+                    try:
+                        restore_middle(path, change)
+                        for i in range(rounds):
+                            order = ("xet", "lfs") if i % 2 == 0 else ("lfs", "xet")
+                            for mode in order:
+                                (link_xet if mode == "xet" else link_lfs).append(
+                                    attempt(mode, f"link-{mode}{i}", link_mbit))
+                        # The re-upload, as above: the first shaped Xet upload's file, another 1% changed.
+                        lfirst = link_xet[0]
+                        set_tag(path, lfirst.tag)
+                        for n in range(1, 4):
+                            change_middle(path, change, seed=100 + n)
+                            up = Upload("xet", lfirst.repo, lfirst.home, lfirst.tag)
+                            up.sha256 = file_sha256(path)
+                            os.sync()
+                            upload_once(hub, up, path, pids, warm_mib, link_mbit)
+                            verify(hub, up)
+                            console.print(f"  link re-upload try {n}: {up.wall_s:.2f} s, xorb bytes "
+                                          f"{up.received_bytes:,}, through the link {up.wire.get('up', 0):,} "
+                                          "bytes up")
+                            if link_re is None or up.foreign < link_re.foreign:
+                                link_re = up
+                            if up.foreign <= 0.2:
+                                break
+                            link_retried += 1
+                            wait_for_quiet(max_wait_s=120)
+                    except Exception as exc:  # noqa: BLE001 - the loopback figures stand; reported
+                        link_skipped = (f"a tc command failed during the link runs: {exc}"
+                                        if isinstance(exc, LinkUnavailable)
+                                        else f"the link runs failed: {type(exc).__name__}: {exc}"[:4000])
+                        console.print(f"[red]stopping the link runs: {link_skipped}[/red]")
+                        link_xet, link_lfs, link_re = [], [], None
+
             ratio = median([u.wall_s for u in xet]) / median([u.wall_s for u in lfs])
             peak_xet = max([u.peak_rss for u in xet] + [reupload.peak_rss])
             re_ratio = first.wall_s / reupload.wall_s
@@ -538,6 +728,7 @@ def run(size_mib: int = 1024, rounds: int = 3, profile: bool | None = None, keep
                 except Exception as exc:  # noqa: BLE001 - reported, the measurement stands
                     profiled = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
     finally:
+        unshape()
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
@@ -611,6 +802,12 @@ def run(size_mib: int = 1024, rounds: int = 3, profile: bool | None = None, keep
         "warm_memory_mib": warm_mib,
         "profile": profiled,
     }
+    if link_mbit:
+        result["link_mbit"] = link_mbit
+        if link_skipped or link_re is None:
+            result["link_skipped"] = link_skipped or "no link runs"
+        else:
+            link_result(result, link_xet, link_lfs, link_re, size, link_mbit, link_retried)
     runs = lambda xs: ", ".join(f"{x:.2f}s" for x in xs)  # noqa: E731
     print_table(result["title"], ["", "value", "runs / detail"], [
         ["Xet upload, median", f"{xet_med:.2f}s", runs(xet_s)],
@@ -638,6 +835,10 @@ def run(size_mib: int = 1024, rounds: int = 3, profile: bool | None = None, keep
         ["start-up of the client command (imports only)", f"{startup:.2f}s", ""],
         ["throughput, Xet / LFS (MB/s)", f"{fmt(mb / xet_med)} / {fmt(mb / lfs_med)}", ""],
     ])
+    if "link_xet_runs_s" in result:
+        print_link_table(result)
+    elif link_mbit:
+        console.print(f"[yellow]no runs over a shaped link: {result['link_skipped']}[/yellow]")
     if profiled and not profiled.get("error"):
         for step in ("first", "reupload"):
             for side in ("server", "client"):
@@ -649,6 +850,74 @@ def run(size_mib: int = 1024, rounds: int = 3, profile: bool | None = None, keep
     return result
 
 
+def link_result(result: dict, xet: list[Upload], lfs: list[Upload], reupload: Upload, size: int, mbit: int,
+                retried: int) -> None:
+    """The shaped-link figures, under link_* keys of their own (the loopback keys keep their meaning)."""
+    xet_med, lfs_med = median([u.wall_s for u in xet]), median([u.wall_s for u in lfs])
+    first = xet[0]
+    result.update({
+        "link_mbit": mbit,
+        "link_how": f"tc htb on {TC_DEV}: the server port's traffic (u32 on dport and sport) at {mbit} mbit "
+                    "in each direction, the rest not limited; only the timed upload shaped",
+        "link_wire_floor_s": wire_floor_s(size, mbit),
+        "link_xet_runs_s": [u.wall_s for u in xet],
+        "link_lfs_runs_s": [u.wall_s for u in lfs],
+        "link_xet_s": xet_med,
+        "link_lfs_s": lfs_med,
+        "link_ratio": xet_med / lfs_med,
+        "link_first_xet_s": first.wall_s,
+        "link_reupload_s": reupload.wall_s,
+        "link_reupload_ratio": first.wall_s / reupload.wall_s,
+        "link_reupload_received_bytes": reupload.received_bytes,
+        "link_first_received_bytes": first.received_bytes,
+        # Bytes through the limited classes (TCP/IP headers included): client -> server, server -> client.
+        "link_xet_wire_up_bytes": [u.wire.get("up", 0) for u in xet],
+        "link_lfs_wire_up_bytes": [u.wire.get("up", 0) for u in lfs],
+        "link_reupload_wire_up_bytes": reupload.wire.get("up", 0),
+        "link_wire_down_bytes": {"xet": [u.wire.get("down", 0) for u in xet],
+                                 "lfs": [u.wire.get("down", 0) for u in lfs],
+                                 "reupload": reupload.wire.get("down", 0)},
+        "link_peak_rss_xet_mib": max(u.peak_rss for u in [*xet, reupload]) / MIB,
+        "link_peak_rss_lfs_mib": max(u.peak_rss for u in lfs) / MIB,
+        "link_xet_client_cpu_s": [round(u.client_cpu_s, 3) for u in xet],
+        "link_lfs_client_cpu_s": [round(u.client_cpu_s, 3) for u in lfs],
+        "link_xet_server_cpu_s": [round(u.server_cpu_s, 3) for u in xet],
+        "link_lfs_server_cpu_s": [round(u.server_cpu_s, 3) for u in lfs],
+        "link_verified": all(u.verified for u in [*xet, *lfs, reupload]),
+        "link_uploads_verified": len([*xet, *lfs, reupload]),
+        "link_foreign_cores": [u.foreign for u in [*xet, *lfs, reupload]],
+        "link_retried": retried,
+    })
+
+
+def print_link_table(r: dict) -> None:
+    runs = lambda xs: ", ".join(f"{x:.2f}s" for x in xs)  # noqa: E731
+    floor = r["link_wire_floor_s"]
+    mb = r["file_bytes"] / 1e6
+    print_table(f"{r['title']}, over a shaped {r['link_mbit']} Mbit/s link", ["", "value", "runs / detail"], [
+        ["wire-time floor: file bytes * 8 / link rate (info)", f"{floor:.2f}s",
+         f"{r['file_bytes']:,} bytes at {r['link_mbit']} Mbit/s"],
+        ["Xet upload, median", f"{r['link_xet_s']:.2f}s",
+         f"{runs(r['link_xet_runs_s'])}; {r['link_xet_s'] / floor:.2f}x the floor"],
+        ["LFS upload, median", f"{r['link_lfs_s']:.2f}s",
+         f"{runs(r['link_lfs_runs_s'])}; {r['link_lfs_s'] / floor:.2f}x the floor"],
+        ["ratio Xet / LFS", f"{r['link_ratio']:.2f}x", f"loopback {r['ratio']:.2f}x (the goal is judged there)"],
+        ["1%-changed re-upload", f"{r['link_reupload_s']:.2f}s", f"first Xet upload {r['link_first_xet_s']:.2f}s"],
+        ["ratio first / re-upload", f"{r['link_reupload_ratio']:.2f}x", f"loopback {r['reupload_ratio']:.2f}x"],
+        ["bytes up through the link: Xet, LFS", "",
+         f"{', '.join(f'{b:,}' for b in r['link_xet_wire_up_bytes'])}; "
+         f"{', '.join(f'{b:,}' for b in r['link_lfs_wire_up_bytes'])}"],
+        ["bytes up through the link: re-upload", f"{r['link_reupload_wire_up_bytes']:,}",
+         f"xorb bytes received {r['link_reupload_received_bytes']:,}"],
+        ["server peak RSS, Xet (re-upload included) / LFS", f"{r['link_peak_rss_xet_mib']:,.0f} MiB",
+         f"{r['link_peak_rss_lfs_mib']:,.0f} MiB"],
+        ["every upload byte-identical (GET /resolve sha256)", str(r["link_verified"]),
+         f"{r['link_uploads_verified']} uploads"],
+        ["throughput, Xet / LFS (MB/s)", f"{fmt(mb / r['link_xet_s'])} / {fmt(mb / r['link_lfs_s'])}",
+         f"link {r['link_mbit'] / 8:,.1f} MB/s"],
+    ])
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
@@ -657,8 +926,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-warm-memory", dest="warm", action="store_false",
                         help="do not hand pre-touched memory to the timed runs (see _common.WarmMemory)")
     parser.add_argument("--json", type=Path, default=None, help="write the result as JSON")
+    parser.add_argument("--link-mbit", type=int, default=None, metavar="N",
+                        help="also run the rounds over the server's port shaped to N Mbit/s each way "
+                             "(tc htb on lo; needs root and tc, skipped with a message otherwise)")
     args = parser.parse_args(argv)
-    result = run(args.size_mib, args.rounds, args.profile, args.keep, args.warm)
+    if args.link_mbit is not None and args.link_mbit <= 0:
+        parser.error("--link-mbit must be a positive number of Mbit/s")
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # a `timeout` unwinds like Ctrl-C: finally blocks run
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    result = run(args.size_mib, args.rounds, args.profile, args.keep, args.warm, args.link_mbit)
     if args.json:
         import json
 
