@@ -457,7 +457,11 @@ def verify(hub, up: Upload) -> None:
 def _server_bucket(stack: list[str]) -> str:
     text = ";".join(stack)
     leaf = stack[-1]
-    if "_reconstruct" in text:
+    if "ThreadedSha256._run" in text:
+        return "the blob writer's sha256 thread (assembly or reconstruction)"
+    if "Assembly." in text:
+        return "assembly: writing the file's blob while its xorbs arrive (in turn or re-read)"
+    if "_reconstruct" in text or "_write_terms" in text:
         if "write" in leaf.lower() or "BlobWriter" in text and "iter_unpacked" not in text:
             return "shard: reconstructing the file (blob writer: sha256, write, fsync)"
         return "shard: reconstructing the file (reading and unpacking chunks from the xorbs)"
