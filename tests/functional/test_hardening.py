@@ -157,3 +157,30 @@ def test_a_cursor_past_the_databases_integers_is_a_422(server, api, repo_id, own
         answer = httpx.get(f"{server.url}{path}", params={"cursor": huge},
                            headers={"Authorization": f"Bearer {owner[1]}"}, timeout=30)
         assert answer.status_code == 422, (path, answer.status_code, answer.text)
+
+
+def test_a_body_cut_off_by_the_client_is_no_server_error(server: Any, repo: tuple[str, str]) -> None:
+    """A client that closes the connection in the middle of an upload (cancelled, crashed) leaves
+    nothing stored and one line in the log, not a traceback."""
+    import socket
+    import time
+
+    from test_xet import cas_headers
+
+    repo_id, token = repo
+    cas = cas_headers(server, repo_id, token)["Authorization"]
+    host, port = server.url.removeprefix("http://").split(":")
+    for path, authorization in ((f"/api/models/{repo_id}/blobs?size=8388608", f"Bearer {token}"),
+                                ("/v1/xorbs/default/" + "ab" * 32, cas)):
+        before = len(server.log())
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall((f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {authorization}\r\n"
+                          "Content-Type: application/octet-stream\r\nContent-Length: 8388608\r\n\r\n").encode())
+            sock.sendall(b"x" * 1024 * 1024)  # an eighth of what it announced, then gone
+        deadline = time.monotonic() + 30
+        said = "client disconnected during POST " + path.split("?")[0]
+        while said not in server.log()[before:] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        logged = server.log()[before:]
+        assert said in logged, logged[-3000:]
+        assert "Traceback" not in logged, logged[-3000:]

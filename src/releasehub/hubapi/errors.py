@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from releasehub.access.decide import repo_not_found
 from releasehub.accounts.subject import ANONYMOUS, Subject
@@ -142,6 +143,13 @@ def install(app: FastAPI) -> None:
                 return _repo_not_found(request, missing)
         code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code)
         return error_response(request, exc.status_code, code, _unserved(request, exc.status_code, str(exc.detail)))
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The client closed the connection while sending its body (a cancelled upload, a crash):
+        # what it sent was never published, so there is nothing to report but the fact.
+        log.info("client disconnected during %s %s; its upload was discarded", request.method, request.url.path)
+        return error_response(request, 400, "BadRequest", "The request body was cut off; nothing was stored.")
 
     @app.exception_handler(DataError)
     async def unstorable_value(request: Request, exc: DataError) -> Response:
