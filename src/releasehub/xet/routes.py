@@ -172,8 +172,8 @@ async def upload_xorb(
                 await run_in_threadpool(handle.writelines, pending)
         inserted, index = await run_in_threadpool(service.store_xorb, services, grant, oid, expected, spooled,
                                                    ticket)
-        if ticket is not None:
-            ticket.ready(oid, index)
+        if ticket is not None:  # off the loop: a direct append's checkpoint waits for its hashing
+            await run_in_threadpool(ticket.ready, oid, index)
     finally:
         if ticket is not None:
             ticket.failed()  # unless it was ready: a refused or broken-off xorb leaves a gap
