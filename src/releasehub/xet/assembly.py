@@ -15,9 +15,12 @@ xorbs, and the blob is finished (hashed and checked against the shard's sha256, 
 published. A file whose first term is not the first assembled xorb is reconstructed from its
 xorbs, and the assembly dropped.
 
-Only xorbs the server verified and stored are appended, their bytes as stored, and the shard is
-verified and the blob's sha256 checked exactly as for a reconstruction: an assembly changes when
-the work is done, never what is accepted.
+The xorb next in line is appended by its own request while it verifies the xorb (`begin_direct`,
+through `read_xorb`'s sink), so that a xorb sent in order is read once; a xorb verified out of
+turn is appended by the thread, read back from the store. Only xorbs the server verified and
+stored count: one refused after its data went in breaks the assembly. The shard is verified and
+the blob's sha256 checked exactly as for a reconstruction: an assembly changes when the work is
+done, never what is accepted.
 
 Bounds: at most `xet_assembly_sessions` live assemblies per process (0: none). One is dropped
 after a xorb of its session failed, when it grows past the largest file, once a shard took it, or
